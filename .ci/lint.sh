@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# make lint: formatting, vet, and staticcheck when it can be installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+unformatted=$(gofmt -l . | grep -v '^bench/vendor/' || true)
+if [ -n "$unformatted" ]; then
+  echo "gofmt: these files need formatting:"; echo "$unformatted"; exit 1
+fi
+go vet ./...
+(cd bench && go vet ./...)
+if go run honnef.co/go/tools/cmd/staticcheck@2025.1.1 -version >/dev/null 2>&1; then
+  go run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+else
+  echo "staticcheck could not be installed here; skipped"
+fi

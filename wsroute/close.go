@@ -1,0 +1,78 @@
+package wsroute
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Close closes the connection with code and reason.
+//
+// Before Accept it accepts and immediately closes, so that a browser
+// client sees the code (browsers cannot read an HTTP refusal); that close
+// handshake is bounded to about a second.
+//
+// After Accept it performs the close handshake and returns within
+// Options.CloseTimeout whatever the peer does, then drops the TCP
+// connection. It is idempotent: a second call, or a call after the peer
+// left, returns nil. A reason longer than MaxCloseReason bytes is cut at
+// a UTF-8 boundary. A code that may not be sent (see StatusCode.Sendable)
+// returns ErrInvalidCloseCode; nothing is sent and the connection stays
+// open.
+func (c *Conn) Close(code StatusCode, reason string) error {
+	if !code.Sendable() {
+		return fmt.Errorf("%w: got %d", ErrInvalidCloseCode, int(code))
+	}
+	if c.accepted.Load() {
+		c.closeWith(code, reason, c.route.opts.CloseTimeout)
+		return nil
+	}
+	c.hsMu.Lock()
+	defer c.hsMu.Unlock()
+	if c.hsState == hsRefused {
+		return nil
+	}
+	if c.hsState == hsPending {
+		if err := c.acceptLocked(context.Background(), AcceptParams{}); err != nil {
+			return err
+		}
+	}
+	c.closeWith(code, reason, refuseCloseTimeout)
+	return nil
+}
+
+// closeWith runs the close handshake once, bounded by timeout: when it
+// passes, the socket is closed, which unblocks coder/websocket's own
+// handshake (it would otherwise wait up to 5 s + 5 s).
+func (c *Conn) closeWith(code StatusCode, reason string, timeout time.Duration) {
+	if !c.closing.CompareAndSwap(false, true) {
+		return
+	}
+	c.stopKeepalive()
+	if p := c.readFailed.Load(); p != nil && c.peerCode.Load() == 0 && isDisconnect(*p) {
+		// The peer vanished: there is nobody to tell.
+		c.nc.Close()
+		c.ws.CloseNow()
+		return
+	}
+	c.sentCode.CompareAndSwap(0, int32(code))
+	kill := time.AfterFunc(timeout, func() { c.nc.Close() })
+	c.ws.Close(websocket.StatusCode(code), truncateReason(reason))
+	kill.Stop()
+	c.nc.Close()
+}
+
+// closedCode returns the code the connection ended with, as far as this
+// side knows: the peer's code if the peer closed first, the code sent,
+// or 1006 if neither.
+func (c *Conn) closedCode() StatusCode {
+	if p := c.peerCode.Load(); p != 0 {
+		return StatusCode(p)
+	}
+	if s := c.sentCode.Load(); s != 0 {
+		return StatusCode(s)
+	}
+	return StatusAbnormalClosure
+}

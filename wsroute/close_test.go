@@ -1,0 +1,109 @@
+package wsroute_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/coder/websocket"
+
+	"github.com/nexio-go/nexio/wsroute"
+)
+
+func TestCloseReasonIsCutAtUTF8Boundary(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("é", 100) // 200 bytes
+	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
+		noErr(t, c.Accept(ctx))
+		return c.Close(4000, long)
+	})
+	c := dial(t, srv, "/ws", nil)
+	code, reason := readClose(t, c)
+	equal(t, code, 4000)
+	check(t, len(reason) <= wsroute.MaxCloseReason, "reason is %d bytes", len(reason))
+	check(t, len(reason) >= wsroute.MaxCloseReason-1, "reason cut too short: %d bytes", len(reason))
+	check(t, utf8.ValidString(reason), "reason is not valid UTF-8: %q", reason)
+	check(t, strings.HasPrefix(long, reason), "reason is not a prefix")
+}
+
+func TestCloseRefusesCodesThatMayNotBeSent(t *testing.T) {
+	t.Parallel()
+	bad := []wsroute.StatusCode{0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000}
+	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
+		noErr(t, c.Accept(ctx))
+		for _, code := range bad {
+			if err := c.Close(code, "x"); !errors.Is(err, wsroute.ErrInvalidCloseCode) {
+				t.Errorf("Close(%d) = %v, want ErrInvalidCloseCode", code, err)
+			}
+		}
+		return echoLoop(ctx, c) // the connection is still open
+	})
+	c := dial(t, srv, "/ws", nil)
+	ctx := tctx(t)
+	noErr(t, c.Write(ctx, websocket.MessageText, []byte("open?")))
+	_, got, err := c.Read(ctx)
+	noErr(t, err)
+	equal(t, string(got), "Echo: open?")
+	c.Close(websocket.StatusNormalClosure, "")
+}
+
+func TestCloseIsIdempotentAndHarmlessAfterClientLeft(t *testing.T) {
+	t.Parallel()
+	results := make(chan error, 3)
+	srv := serve(t, nil, "/ws/lifecycle", func(ctx context.Context, c *wsroute.Conn) error {
+		noErr(t, c.Accept(ctx))
+		// The Nexio lifecycle example: finally close(1000).
+		defer func() { results <- c.Close(wsroute.StatusNormalClosure, "Client disconnected") }()
+		for {
+			msg, err := c.ReceiveText(ctx)
+			if err != nil {
+				results <- err
+				results <- c.Close(wsroute.StatusNormalClosure, "again")
+				return nil
+			}
+			if err := c.SendText(ctx, "Received: "+msg); err != nil {
+				return err
+			}
+		}
+	})
+	c := dial(t, srv, "/ws/lifecycle", nil)
+	ctx := tctx(t)
+	noErr(t, c.Write(ctx, websocket.MessageText, []byte("hi")))
+	_, got, err := c.Read(ctx)
+	noErr(t, err)
+	equal(t, string(got), "Received: hi")
+	noErr(t, c.Close(websocket.StatusGoingAway, "bye"))
+	recvErr := <-results
+	check(t, errors.Is(recvErr, wsroute.ErrClosed), "Receive error %v does not wrap ErrClosed", recvErr)
+	equal(t, wsroute.CloseStatus(recvErr), wsroute.StatusGoingAway)
+	noErr(t, <-results)
+	noErr(t, <-results)
+}
+
+func TestCloseIsBounded(t *testing.T) {
+	t.Parallel()
+	took := make(chan time.Duration, 1)
+	srv := serve(t, &wsroute.Options{CloseTimeout: 200 * time.Millisecond}, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
+		noErr(t, c.Accept(ctx))
+		start := time.Now()
+		c.Close(wsroute.StatusNormalClosure, "")
+		took <- time.Since(start)
+		return nil
+	})
+	// A raw client that completes the handshake and then never answers.
+	nc := rawDial(t, srv, "/ws", nil)
+	defer nc.Close()
+	d := <-took
+	check(t, d < 5*time.Second, "Close took %v with CloseTimeout 200ms", d)
+}
+
+func TestCloseStatus(t *testing.T) {
+	t.Parallel()
+	equal(t, wsroute.CloseStatus(nil), -1)
+	equal(t, wsroute.CloseStatus(errors.New("x")), -1)
+	equal(t, wsroute.CloseStatus(&wsroute.CloseError{Code: 4001}), 4001)
+	equal(t, wsroute.CloseStatus(websocket.CloseError{Code: 1001}), 1001)
+}

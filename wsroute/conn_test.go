@@ -1,0 +1,357 @@
+package wsroute_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/nexio-go/nexio/wsroute"
+)
+
+func TestRequestAccessorsAndState(t *testing.T) {
+	t.Parallel()
+	got := make(chan string, 1)
+	srv := serve(t, nil, "/ws/{room}", func(ctx context.Context, c *wsroute.Conn) error {
+		c.Set("name", "ann")
+		v, ok := c.Get("name")
+		_, missing := c.Get("nope")
+		got <- fmt.Sprintf("%s|%s|%s|%s|%v|%v|%d|%v", c.Param("room"), c.Query("x"), c.Header().Get("X-Test"),
+			c.ClientIP(), v, ok && !missing, len(c.ID()), c.URL().Path)
+		return c.Accept(ctx)
+	})
+	c := dial(t, srv, "/ws/lobby?x=1", &websocket.DialOptions{HTTPHeader: http.Header{"X-Test": {"yes"}}})
+	c.CloseNow()
+	equal(t, <-got, "lobby|1|yes|127.0.0.1|ann|true|22|/ws/lobby")
+}
+
+func TestIDsAreUnique(t *testing.T) {
+	t.Parallel()
+	ids := make(chan string, 50)
+	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
+		ids <- c.ID()
+		equal(t, c.ID(), c.ID())
+		return c.Reject(http.StatusNoContent, "")
+	})
+	seen := map[string]bool{}
+	for range 50 {
+		websocket.Dial(tctx(t), wsURL(srv, "/ws"), nil)
+		id := <-ids
+		check(t, !seen[id], "duplicate ID %q", id)
+		seen[id] = true
+	}
+}
+
+func TestMessagesIterator(t *testing.T) {
+	t.Parallel()
+	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
+		noErr(t, c.Accept(ctx))
+		for msg, err := range c.Messages(ctx) {
+			if err != nil {
+				return err
+			}
+			if err := c.Send(ctx, msg.Type, append([]byte(msg.Type.String()+":"), msg.Data...)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	c := dial(t, srv, "/ws", nil)
+	ctx := tctx(t)
+	noErr(t, c.Write(ctx, websocket.MessageText, []byte("a")))
+	noErr(t, c.Write(ctx, websocket.MessageBinary, []byte{0}))
+	_, m1, err := c.Read(ctx)
+	noErr(t, err)
+	typ, m2, err := c.Read(ctx)
+	noErr(t, err)
+	equal(t, string(m1), "text:a")
+	equal(t, typ, websocket.MessageBinary)
+	equal(t, string(m2), "binary:\x00")
+	c.Close(websocket.StatusNormalClosure, "")
+}
+
+func TestJSON(t *testing.T) {
+	t.Parallel()
+	type msg struct {
+		N    int    `json:"n"`
+		Text string `json:"text"`
+	}
+	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
+		noErr(t, c.Accept(ctx))
+		var m msg
+		if err := c.ReceiveJSON(ctx, &m); err != nil {
+			return err
+		}
+		m.N++
+		return c.SendJSON(ctx, m)
+	})
+	c := dial(t, srv, "/ws", nil)
+	ctx := tctx(t)
+	noErr(t, c.Write(ctx, websocket.MessageText, []byte(`{"n":41,"text":"hi"}`)))
+	typ, got, err := c.Read(ctx)
+	noErr(t, err)
+	equal(t, typ, websocket.MessageText)
+	equal(t, string(got), `{"n":42,"text":"hi"}`)
+}
+
+func TestReceiveBytes(t *testing.T) {
+	t.Parallel()
+	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
+		noErr(t, c.Accept(ctx))
+		b, err := c.ReceiveBytes(ctx)
+		if err != nil {
+			return err
+		}
+		if err := c.SendBytes(ctx, b); err != nil {
+			return err
+		}
+		_, err = c.ReceiveBytes(ctx)
+		return err
+	})
+	c := dial(t, srv, "/ws", nil)
+	ctx := tctx(t)
+	noErr(t, c.Write(ctx, websocket.MessageBinary, []byte{1, 2, 3}))
+	_, got, err := c.Read(ctx)
+	noErr(t, err)
+	equal(t, string(got), "\x01\x02\x03")
+	noErr(t, c.Write(ctx, websocket.MessageText, []byte("text")))
+	code, _ := readClose(t, c)
+	equal(t, code, websocket.StatusUnsupportedData)
+}
+
+func TestConcurrentSends(t *testing.T) {
+	t.Parallel()
+	const senders, each = 8, 200
+	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
+		noErr(t, c.Accept(ctx))
+		var wg sync.WaitGroup
+		for i := range senders {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := range each {
+					if err := c.SendText(ctx, fmt.Sprintf("%d-%d", i, j)); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		_, err := c.ReceiveText(ctx)
+		return err
+	})
+	c := dial(t, srv, "/ws", nil)
+	ctx := tctx(t)
+	next := make([]int, senders)
+	for range senders * each {
+		_, b, err := c.Read(ctx)
+		noErr(t, err)
+		var i, j int
+		_, err = fmt.Sscanf(string(b), "%d-%d", &i, &j)
+		noErr(t, err)
+		equal(t, j, next[i]) // each sender's messages arrive in its order
+		next[i]++
+	}
+	c.Close(websocket.StatusNormalClosure, "")
+}
+
+func TestSendOnlyHandlerSeesClientLeave(t *testing.T) {
+	t.Parallel()
+	left := make(chan error, 1)
+	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
+		noErr(t, c.Accept(ctx))
+		c.CloseRead()
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-c.Done():
+				left <- c.SendText(context.Background(), "too late")
+				return nil
+			case <-tick.C:
+				if err := c.SendText(ctx, "tick"); err != nil {
+					left <- err
+					return err
+				}
+			}
+		}
+	})
+	c := dial(t, srv, "/ws", nil)
+	ctx := tctx(t)
+	_, _, err := c.Read(ctx)
+	noErr(t, err)
+	// Pings are answered although the handler never calls Receive.
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	go func() { // the client must read for its pong to be seen
+		for {
+			if _, _, err := c.Read(ctx); err != nil {
+				return
+			}
+		}
+	}()
+	noErr(t, c.Ping(pingCtx))
+	c.Close(websocket.StatusNormalClosure, "bye")
+	select {
+	case err := <-left:
+		check(t, err != nil, "send after the client left succeeded")
+	case <-time.After(5 * time.Second):
+		t.Fatal("send-only handler did not see the client leave")
+	}
+}
+
+func TestCloseReadRejectsDataMessages(t *testing.T) {
+	t.Parallel()
+	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
+		noErr(t, c.Accept(ctx))
+		c.CloseRead()
+		<-c.Done()
+		return nil
+	})
+	c := dial(t, srv, "/ws", nil)
+	noErr(t, c.Write(tctx(t), websocket.MessageText, []byte("hi")))
+	code, _ := readClose(t, c)
+	equal(t, code, websocket.StatusPolicyViolation)
+}
+
+func TestDeadPeerIsDetected(t *testing.T) {
+	t.Parallel()
+	errs := make(chan error, 1)
+	opts := &wsroute.Options{PingInterval: 50 * time.Millisecond, PongTimeout: 100 * time.Millisecond}
+	srv := serve(t, opts, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
+		noErr(t, c.Accept(ctx))
+		_, err := c.ReceiveText(ctx)
+		errs <- err
+		return err
+	})
+	nc := rawDial(t, srv, "/ws", nil) // completes the handshake, never answers pings
+	defer nc.Close()
+	select {
+	case err := <-errs:
+		check(t, errors.Is(err, wsroute.ErrClosed), "error %v does not wrap ErrClosed", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("a peer that never answered pings was not detected")
+	}
+}
+
+func TestLivePeerSurvivesPings(t *testing.T) {
+	t.Parallel()
+	opts := &wsroute.Options{PingInterval: 20 * time.Millisecond, PongTimeout: 200 * time.Millisecond}
+	srv := serve(t, opts, "/ws", echo)
+	c := dial(t, srv, "/ws", nil)
+	ctx := tctx(t)
+	for i := range 10 {
+		time.Sleep(30 * time.Millisecond)
+		noErr(t, c.Write(ctx, websocket.MessageText, []byte("x")))
+		_, got, err := c.Read(ctx) // reading also answers the server's pings
+		noErr(t, err)
+		equal(t, string(got), "Echo: x")
+		_ = i
+	}
+	c.Close(websocket.StatusNormalClosure, "")
+}
+
+func TestHandshakeTimeout(t *testing.T) {
+	t.Parallel()
+	acceptErr := make(chan error, 1)
+	srv := serve(t, &wsroute.Options{HandshakeTimeout: 50 * time.Millisecond}, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
+		<-ctx.Done() // a slow auth lookup that honours ctx
+		acceptErr <- c.Accept(context.Background())
+		return nil
+	})
+	_, resp, err := websocket.Dial(tctx(t), wsURL(srv, "/ws"), nil)
+	check(t, err != nil, "dial succeeded")
+	equal(t, resp.StatusCode, http.StatusServiceUnavailable)
+	check(t, errors.Is(<-acceptErr, wsroute.ErrHandshakeTimeout), "Accept after the timeout did not fail")
+}
+
+func TestReceiveContextBoundsTheCall(t *testing.T) {
+	t.Parallel()
+	errs := make(chan error, 1)
+	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
+		noErr(t, c.Accept(ctx))
+		rctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
+		_, err := c.ReceiveText(rctx)
+		errs <- err
+		return err
+	})
+	c := dial(t, srv, "/ws", nil)
+	err := <-errs
+	check(t, errors.Is(err, context.DeadlineExceeded), "error %v does not wrap DeadlineExceeded", err)
+	check(t, errors.Is(err, wsroute.ErrClosed), "error %v does not wrap ErrClosed", err)
+	c.CloseNow()
+}
+
+// countingListener counts the write system calls made on accepted
+// connections, to see batching from outside the library.
+type countingListener struct {
+	net.Listener
+	writes atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, l: l}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	l *countingListener
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.l.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+func TestSendBatchIsOneWriteAndSeparateFrames(t *testing.T) {
+	t.Parallel()
+	const n = 100
+	sent := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.Handle("/ws", wsroute.Handle(func(ctx context.Context, c *wsroute.Conn) error {
+		noErr(t, c.Accept(ctx))
+		msgs := make([]wsroute.Message, n)
+		for i := range msgs {
+			msgs[i] = wsroute.Message{Type: wsroute.MessageText, Data: []byte(fmt.Sprintf("message %03d", i))}
+		}
+		<-sent // start counting from here
+		noErr(t, c.SendBatch(ctx, msgs))
+		_, err := c.ReceiveText(ctx)
+		return err
+	}))
+	srv := httptest.NewUnstartedServer(mux)
+	cl := &countingListener{Listener: srv.Listener}
+	srv.Listener = cl
+	srv.Start()
+	defer srv.Close()
+
+	nc := rawDial(t, srv, "/ws", nil)
+	defer nc.Close()
+	before := cl.writes.Load()
+	close(sent)
+	br := bufio.NewReader(nc)
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for i := range n {
+		op, payload, err := readFrame(br)
+		noErr(t, err)
+		equal(t, op, byte(1)) // each message is its own complete text frame
+		equal(t, string(payload), fmt.Sprintf("message %03d", i))
+	}
+	writes := cl.writes.Load() - before
+	check(t, writes >= 1 && writes < n/10, "%d messages took %d socket writes", n, writes)
+}

@@ -1,0 +1,186 @@
+package wsroute
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+)
+
+// route is the http.Handler returned by Handle.
+type route struct {
+	opts *Options
+	fn   HandlerFunc
+}
+
+func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !isUpgrade(r) {
+		h := w.Header()
+		h.Set("Upgrade", "websocket")
+		h.Set("Connection", "Upgrade")
+		h.Set("Sec-WebSocket-Version", "13")
+		http.Error(w, "426 Upgrade Required: this endpoint only speaks WebSocket", http.StatusUpgradeRequired)
+		return
+	}
+	if status, msg := rt.opts.checkHandshake(w, r); status != 0 {
+		http.Error(w, msg, status)
+		return
+	}
+	c := newConn(rt, w, r)
+	defer c.cancel()
+	if t := rt.opts.Tracker; t != nil {
+		if !t.begin() {
+			c.Close(StatusGoingAway, "going away")
+			return
+		}
+		defer t.end(c)
+	}
+	c.hsTimer = time.AfterFunc(rt.opts.HandshakeTimeout, c.handshakeExpired)
+	err, stack := c.run()
+	c.hsTimer.Stop()
+	c.finish(err, stack)
+}
+
+// handshakeExpired ends a handler that has not answered the handshake in
+// time: its context is cancelled and Accept will fail.
+func (c *Conn) handshakeExpired() {
+	c.hsMu.Lock()
+	defer c.hsMu.Unlock()
+	if c.hsState == hsPending {
+		c.hsTimedOut = true
+		c.cancel()
+	}
+}
+
+// run calls the handler, turning a panic into an error and its stack.
+func (c *Conn) run() (err error, stack []byte) {
+	defer func() {
+		if p := recover(); p != nil {
+			stack = debug.Stack()
+			err = fmt.Errorf("wsroute: handler panicked: %v", p)
+		}
+	}()
+	return c.route.fn(c.ctx, c), nil
+}
+
+// finish turns the handler's result into the end of the connection, as
+// the package documentation's table says, and logs it.
+func (c *Conn) finish(err error, stack []byte) {
+	l := c.route.opts.logger()
+	ctx := context.Background()
+	if !c.accepted.Load() {
+		c.finishUnaccepted(l, err, stack)
+		return
+	}
+	defer c.nc.Close()
+	if stack != nil {
+		l.Error("wsroute: handler panicked", c.attrs(slog.Any("panic", err), slog.String("stack", string(stack)))...)
+		c.closeWith(StatusInternalError, "internal error", c.route.opts.CloseTimeout)
+		return
+	}
+	if p := c.readFailed.Load(); p != nil && (err == nil || !errors.Is(err, *p)) {
+		// The connection failed for reading; that decides its end, even
+		// if the handler swallowed the error.
+		err = *p
+	}
+	code, reason, level := classify(err)
+	if c.closing.Load() || c.nc.closed.Load() {
+		// Already over (the peer left, or Close was called): nothing
+		// more is sent, and it is not news.
+		level = slog.LevelDebug
+	}
+	c.closeWith(code, reason, c.route.opts.CloseTimeout)
+	if l.Enabled(ctx, level) {
+		l.Log(ctx, level, "wsroute: connection closed", c.attrs(slog.Int("code", int(c.closedCode())), errAttr(err))...)
+	}
+}
+
+func (c *Conn) finishUnaccepted(l *slog.Logger, err error, stack []byte) {
+	c.hsMu.Lock()
+	state, timedOut := c.hsState, c.hsTimedOut
+	if state == hsPending {
+		c.hsState = hsRefused
+	}
+	c.hsMu.Unlock()
+	if state != hsPending {
+		// Reject was called, or Accept failed and wrote its response.
+		l.Debug("wsroute: handshake refused", c.attrs(errAttr(err))...)
+		return
+	}
+	var ce *CloseError
+	switch {
+	case stack != nil:
+		l.Error("wsroute: handler panicked before accepting", c.attrs(slog.Any("panic", err), slog.String("stack", string(stack)))...)
+		http.Error(c.w, "500 internal error", http.StatusInternalServerError)
+	case errors.As(err, &ce):
+		c.hsMu.Lock()
+		c.hsState = hsPending
+		c.hsMu.Unlock()
+		code := ce.Code
+		if !code.Sendable() {
+			code = StatusInternalError
+		}
+		if cerr := c.Close(code, ce.Reason); cerr != nil {
+			l.Debug("wsroute: could not accept to close", c.attrs(errAttr(cerr))...)
+		}
+		l.Debug("wsroute: connection refused with a close code", c.attrs(slog.Int("code", int(code)))...)
+	case timedOut:
+		l.Info("wsroute: handshake timed out", c.attrs(slog.Duration("timeout", c.route.opts.HandshakeTimeout))...)
+		http.Error(c.w, "503 handshake not answered in time", http.StatusServiceUnavailable)
+	case err == nil:
+		// A middleware that neither called next nor refused.
+		l.Debug("wsroute: handler returned without accepting; answering 403", c.attrs()...)
+		http.Error(c.w, "403 Forbidden", http.StatusForbidden)
+	default:
+		l.Error("wsroute: handler failed before accepting", c.attrs(errAttr(err))...)
+		http.Error(c.w, "500 internal error", http.StatusInternalServerError)
+	}
+}
+
+// classify maps a handler's result to the close code the client sees,
+// the reason, and the log level. Internal error text never reaches the
+// client.
+func classify(err error) (StatusCode, string, slog.Level) {
+	var ce *CloseError
+	switch {
+	case err == nil:
+		return StatusNormalClosure, "", slog.LevelDebug
+	case errors.As(err, &ce):
+		if !ce.Code.Sendable() {
+			return StatusInternalError, "internal error", slog.LevelError
+		}
+		return ce.Code, ce.Reason, slog.LevelDebug
+	case errors.Is(err, ErrClosed), errors.Is(err, ErrShuttingDown):
+		return StatusNormalClosure, "", slog.LevelDebug
+	case errors.Is(err, ErrWrongMessageType):
+		return StatusUnsupportedData, "unsupported message type", slog.LevelInfo
+	case errors.Is(err, ErrInvalidUTF8):
+		return StatusInvalidFramePayloadData, "invalid UTF-8", slog.LevelInfo
+	case errors.Is(err, ErrInvalidJSON):
+		return StatusInvalidFramePayloadData, "invalid JSON", slog.LevelInfo
+	case errors.Is(err, ErrMessageTooBig):
+		return StatusMessageTooBig, "message too big", slog.LevelInfo
+	case errors.Is(err, ErrProtocol):
+		return StatusProtocolError, "protocol error", slog.LevelInfo
+	}
+	return StatusInternalError, "internal error", slog.LevelError
+}
+
+func (c *Conn) attrs(extra ...slog.Attr) []any {
+	a := make([]any, 0, 4+len(extra))
+	a = append(a, slog.String("path", c.r.URL.Path), slog.String("remote", c.ClientIP()), slog.String("conn", c.ID()))
+	for _, e := range extra {
+		a = append(a, e)
+	}
+	return a
+}
+
+func errAttr(err error) slog.Attr {
+	if err == nil {
+		return slog.Attr{}
+	}
+	return slog.String("error", err.Error())
+}
