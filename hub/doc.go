@@ -1,0 +1,65 @@
+// Package hub broadcasts to rooms of WebSocket connections without ever
+// blocking on a client.
+//
+// The loop of the Nexio docs (for each client: await send) lets one slow
+// client stall everyone, never removes dead clients, and only works in one
+// process. A [Hub] gives each member a bounded queue instead:
+//
+//	h := hub.New(nil)
+//	mux.Handle("/ws/rooms/{room}", wsroute.Handle(func(ctx context.Context, c *wsroute.Conn) error {
+//		if err := c.Accept(ctx); err != nil {
+//			return err
+//		}
+//		room := c.Param("room")
+//		if err := h.Join(c, room); err != nil {
+//			return err
+//		}
+//		for {
+//			msg, err := c.ReceiveText(ctx)
+//			if err != nil {
+//				return err // the connection ended: it has left its rooms
+//			}
+//			if err := h.BroadcastText(ctx, room, msg, hub.Except(c)); err != nil {
+//				return err
+//			}
+//		}
+//	}))
+//
+// # Rooms and presence
+//
+// [Hub.Join] and [Hub.Leave] change membership; a connection leaves all its
+// rooms by itself when it ends. [Hub.Members], [Hub.Count], [Hub.Rooms] and
+// [Hub.RoomCounts] describe this process; [Hub.Presence] describes every
+// node, with what [Options.Describe] shares of each member.
+// [Options.OnJoin] and [Options.OnLeave] report changes as they happen.
+//
+// # Delivery
+//
+// [Hub.Broadcast] copies the message once and enqueues it for each member:
+// memory work on the caller's goroutine, no network write, no allocation
+// per member. Each member's writer goroutine exists only while that member
+// has messages queued; it hands everything queued to the socket in one
+// write ([wsroute.Conn.SendBatch]), each message still its own WebSocket
+// message, in broadcast order. [Hub.SendTo] reaches one connection by ID.
+//
+// # Slow consumers
+//
+// A member's queue holds [Options.QueueMessages] messages or
+// [Options.QueueBytes] bytes (256 and 1 MiB by default). When it is full,
+// [Options.SlowConsumer] decides: [Disconnect] (the default) closes that
+// member with 1008 "slow consumer"; [DropNewest] and [DropOldest] drop
+// messages instead. A write that makes no progress for the route's
+// wsroute.Options.WriteTimeout (10 s by default) ends the member too.
+// Every drop and disconnect is counted in [Hub.Stats] and logged once.
+//
+// # Across processes
+//
+// With [Options.Broker] set, rooms span every process sharing the broker:
+// Broadcast, Except, SendTo and Presence work across nodes. The
+// hub/redisbroker package implements [Broker] on Redis.
+//
+// # Shutdown
+//
+// [Hub.Shutdown] sends 1001 "going away" to every member, refuses new
+// joins and broadcasts, and waits for members and writers to finish.
+package hub

@@ -1,0 +1,356 @@
+package hub_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/nexio-go/nexio/hub"
+	"github.com/nexio-go/nexio/wsroute"
+)
+
+func TestBroadcastExceptSenderAndRoomIsolation(t *testing.T) {
+	t.Parallel()
+	rs := newRoomServer(t, nil, nil)
+	a, b := rs.dial(t, "lobby"), rs.dial(t, "lobby")
+	other := rs.dial(t, "other")
+	rs.joined(t, "lobby", 2)
+	rs.joined(t, "other", 1)
+	ctx := tctx(t)
+	noErr(t, a.Write(ctx, websocket.MessageText, []byte("hello")))
+	equal(t, read(t, b), "hello")
+	noErr(t, other.Write(ctx, websocket.MessageText, []byte("elsewhere")))
+	// a must see b's message next, not its own nor the other room's.
+	noErr(t, b.Write(ctx, websocket.MessageText, []byte("hi a")))
+	equal(t, read(t, a), "hi a")
+	equal(t, rs.hub.Rooms()[0], "lobby")
+	equal(t, rs.hub.Stats().Members, 3)
+}
+
+func TestAutoLeave(t *testing.T) {
+	t.Parallel()
+	testCases := []struct {
+		name string
+		end  func(c *websocket.Conn)
+	}{
+		{name: "clean close", end: func(c *websocket.Conn) { c.Close(websocket.StatusNormalClosure, "") }},
+		{name: "abrupt TCP drop", end: func(c *websocket.Conn) { c.CloseNow() }},
+		{name: "handler returns", end: func(c *websocket.Conn) {
+			// A binary message makes the handler's ReceiveText fail: the
+			// handler returns while the client is still there.
+			c.Write(context.Background(), websocket.MessageBinary, []byte{1})
+		}},
+	}
+	for _, tc := range testCases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rs := newRoomServer(t, nil, nil)
+			c := rs.dial(t, "r")
+			rs.joined(t, "r", 1)
+			tc.end(c)
+			rs.joined(t, "r", 0)
+			equal(t, len(rs.hub.Rooms()), 0)
+			equal(t, rs.hub.Stats().Members, 0)
+			equal(t, rs.hub.Stats().Rooms, 0)
+		})
+	}
+}
+
+func TestJoinLeaveAndPresenceHooks(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var events []string
+	hook := func(kind string) func(string, *wsroute.Conn) {
+		return func(room string, c *wsroute.Conn) {
+			mu.Lock()
+			events = append(events, kind+":"+room)
+			mu.Unlock()
+		}
+	}
+	h := hub.New(&hub.Options{
+		OnJoin: hook("join"), OnLeave: hook("leave"),
+		Describe: func(c *wsroute.Conn) map[string]string { return map[string]string{"name": c.Query("name")} },
+	})
+	defer h.Shutdown(context.Background())
+	ready := make(chan *wsroute.Conn, 1)
+	srv := newRoomServer(t, nil, nil) // only for its listener helpers
+	_ = srv
+	mux := wsroute.Handle(func(ctx context.Context, c *wsroute.Conn) error {
+		if err := c.Accept(ctx); err != nil {
+			return err
+		}
+		noErr(t, h.Join(c, "a", "b", "a"))
+		ready <- c
+		_, err := c.ReceiveText(ctx)
+		return err
+	})
+	hs := newHTTPServer(t, mux)
+	client, _, err := websocket.Dial(tctx(t), "ws"+strings.TrimPrefix(hs.URL, "http")+"/?name=ann", nil)
+	noErr(t, err)
+	c := <-ready
+	equal(t, h.Count("a"), 1)
+	pres, err := h.Presence(context.Background(), "b")
+	noErr(t, err)
+	equal(t, len(pres), 1)
+	equal(t, pres[0].Meta["name"], "ann")
+	equal(t, pres[0].ConnID, c.ID())
+	equal(t, h.Members("a")[0], c)
+	h.Leave(c, "a")
+	equal(t, h.Count("a"), 0)
+	equal(t, h.Count("b"), 1)
+	client.Close(websocket.StatusNormalClosure, "")
+	eventually(t, func() bool { return h.Count("b") == 0 }, "did not leave b")
+	mu.Lock()
+	defer mu.Unlock()
+	equal(t, strings.Join(events, ","), "join:a,join:b,leave:a,leave:b")
+}
+
+func TestSendTo(t *testing.T) {
+	t.Parallel()
+	h := hub.New(nil)
+	defer h.Shutdown(context.Background())
+	ids := make(chan string, 2)
+	hs := newHTTPServer(t, wsroute.Handle(func(ctx context.Context, c *wsroute.Conn) error {
+		if err := c.Accept(ctx); err != nil {
+			return err
+		}
+		noErr(t, h.Join(c, "r"))
+		ids <- c.ID()
+		_, err := c.ReceiveText(ctx)
+		return err
+	}))
+	a, _, err := websocket.Dial(tctx(t), "ws"+strings.TrimPrefix(hs.URL, "http"), nil)
+	noErr(t, err)
+	defer a.CloseNow()
+	id := <-ids
+	noErr(t, h.SendTo(context.Background(), id, wsroute.MessageText, []byte("just you")))
+	equal(t, read(t, a), "just you")
+	check(t, h.SendTo(context.Background(), "nope", wsroute.MessageText, nil) == hub.ErrNoSuchConn, "SendTo unknown ID")
+}
+
+// TestSlowConsumer: a member that never reads. The others receive every
+// message in order, the broadcaster never blocks, and the slow member is
+// disconnected (default) or loses messages (drop policies), as counted.
+func TestSlowConsumer(t *testing.T) {
+	t.Parallel()
+	for _, policy := range []hub.Policy{hub.Disconnect, hub.DropNewest, hub.DropOldest} {
+		t.Run(policy.String(), func(t *testing.T) {
+			t.Parallel()
+			const n = 2000
+			rs := newRoomServer(t, &hub.Options{QueueMessages: 16, SlowConsumer: policy},
+				&wsroute.Options{WriteTimeout: 30 * time.Second})
+			good := rs.dial(t, "r")
+			// The slow member: handshake done, then never reads, so its
+			// socket buffers fill and its writer stalls.
+			slow := rawMember(t, rs, "r")
+			defer slow.Close()
+			rs.joined(t, "r", 2)
+
+			// The good member reads; the broadcaster keeps at most a
+			// window of 8 messages ahead of it, as a chat room's pace
+			// would, while the slow member falls behind without bound.
+			var received atomic.Int64
+			got := make(chan error, 1)
+			go func() {
+				for i := range n {
+					_, b, err := good.Read(context.Background())
+					if err != nil {
+						got <- err
+						return
+					}
+					if want := fmt.Sprintf("m%05d %s", i, strings.Repeat("x", 2000)); string(b) != want {
+						got <- fmt.Errorf("message %d: got %.10q", i, b)
+						return
+					}
+					received.Add(1)
+				}
+				got <- nil
+			}()
+			var slowest time.Duration
+			for i := range n {
+				for int64(i)-received.Load() > 8 {
+					time.Sleep(50 * time.Microsecond)
+				}
+				start := time.Now()
+				noErr(t, rs.hub.BroadcastText(context.Background(), "r", fmt.Sprintf("m%05d %s", i, strings.Repeat("x", 2000))))
+				slowest = max(slowest, time.Since(start))
+			}
+			noErr(t, <-got)
+			check(t, slowest < time.Second, "a broadcast blocked for %v", slowest)
+			st := rs.hub.Stats()
+			switch policy {
+			case hub.Disconnect:
+				eventually(t, func() bool { return rs.hub.Stats().SlowDisconnects == 1 }, "slow member not disconnected: %+v", rs.hub.Stats())
+				rs.joined(t, "r", 1)
+			default:
+				check(t, st.Dropped > 0, "no drops counted: %+v", st)
+				equal(t, st.SlowDisconnects, 0)
+			}
+		})
+	}
+}
+
+// rawMember completes a handshake by hand and never reads.
+func rawMember(t testing.TB, rs *roomServer, room string) net.Conn {
+	t.Helper()
+	nc, err := net.Dial("tcp", strings.TrimPrefix(rs.URL, "http://"))
+	noErr(t, err)
+	// A tiny receive buffer makes the stall come sooner.
+	nc.(*net.TCPConn).SetReadBuffer(4096)
+	fmt.Fprintf(nc, "GET /ws/%s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", room)
+	br := bufio.NewReader(nc)
+	line, err := br.ReadString('\n')
+	noErr(t, err)
+	check(t, strings.Contains(line, "101"), "handshake: %q", line)
+	return nc
+}
+
+func TestManyMembersInOrder(t *testing.T) {
+	t.Parallel()
+	const members, msgs = 2000, 200
+	rs := newRoomServer(t, nil, nil)
+	clients := make([]*websocket.Conn, members)
+	for i := range clients {
+		clients[i] = rs.dial(t, "big")
+	}
+	rs.joined(t, "big", members)
+	var wg sync.WaitGroup
+	errs := make(chan error, members)
+	for _, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			for i := range msgs {
+				_, b, err := c.Read(ctx)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if string(b) != fmt.Sprint("msg ", i) {
+					errs <- fmt.Errorf("got %q, want msg %d", b, i)
+					return
+				}
+			}
+		}()
+	}
+	for i := range msgs {
+		noErr(t, rs.hub.BroadcastText(context.Background(), "big", fmt.Sprint("msg ", i)))
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	equal(t, rs.hub.Stats().MessagesOut, uint64(members*msgs))
+}
+
+func TestShutdownMidBroadcast(t *testing.T) {
+	t.Parallel()
+	// Broadcasting in a tight loop outruns any reader; dropping keeps
+	// every member connected until the shutdown tells them 1001.
+	rs := newRoomServer(t, &hub.Options{SlowConsumer: hub.DropNewest}, nil)
+	const n = 20
+	clients := make([]*websocket.Conn, n)
+	for i := range clients {
+		clients[i] = rs.dial(t, "r")
+	}
+	rs.joined(t, "r", n)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // broadcasts until the hub refuses
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if rs.hub.BroadcastText(context.Background(), "r", fmt.Sprint(i)) == hub.ErrClosed {
+				return
+			}
+		}
+	}()
+	codes := make(chan websocket.StatusCode, n)
+	for _, c := range clients {
+		go func() { codes <- closeCode(t, c) }()
+	}
+	time.Sleep(20 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	noErr(t, rs.hub.Shutdown(ctx))
+	close(stop)
+	<-done
+	for range n {
+		equal(t, <-codes, websocket.StatusGoingAway)
+	}
+	equal(t, rs.hub.Stats().Members, 0)
+	check(t, rs.hub.Join(nil, "x") != nil, "Join after Shutdown succeeded")
+}
+
+// TestBurstIsCoalesced reads raw frames: a burst to one member leaves
+// the server in fewer socket writes than messages, each message its own
+// complete frame, in order.
+func TestBurstIsCoalesced(t *testing.T) {
+	t.Parallel()
+	rs := newRoomServer(t, nil, nil)
+	nc := rawMember(t, rs, "r")
+	defer nc.Close()
+	rs.joined(t, "r", 1)
+	const n = 200
+	before := rs.writes.Load()
+	for i := range n {
+		noErr(t, rs.hub.BroadcastText(context.Background(), "r", fmt.Sprintf("burst %03d", i)))
+	}
+	br := bufio.NewReader(nc)
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for i := range n {
+		var h [2]byte
+		_, err := ioFull(br, h[:])
+		noErr(t, err)
+		equal(t, h[0], byte(0x81)) // FIN + text: one complete frame
+		size := int(h[1] & 0x7f)
+		p := make([]byte, size)
+		_, err = ioFull(br, p)
+		noErr(t, err)
+		equal(t, string(p), fmt.Sprintf("burst %03d", i))
+	}
+	writes := rs.writes.Load() - before
+	check(t, writes < n/2, "%d messages took %d socket writes", n, writes)
+	t.Logf("%d messages in %d socket writes", n, writes)
+}
+
+func ioFull(br *bufio.Reader, p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := br.Read(p[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func TestJoinRefusesUnacceptedConn(t *testing.T) {
+	t.Parallel()
+	h := hub.New(nil)
+	errs := make(chan error, 1)
+	hs := newHTTPServer(t, wsroute.Handle(func(ctx context.Context, c *wsroute.Conn) error {
+		errs <- h.Join(c, "r")
+		return c.Reject(403, "")
+	}))
+	websocket.Dial(tctx(t), "ws"+strings.TrimPrefix(hs.URL, "http"), nil)
+	equal(t, <-errs, hub.ErrConnClosed)
+	noErr(t, h.Shutdown(context.Background()))
+}

@@ -1,0 +1,178 @@
+package hub_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"go.uber.org/goleak"
+
+	"github.com/nexio-go/nexio/hub"
+	"github.com/nexio-go/nexio/wsroute"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func check(t testing.TB, ok bool, format string, args ...any) {
+	t.Helper()
+	if !ok {
+		t.Fatalf(format, args...)
+	}
+}
+
+func noErr(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("unexpected error: %v", err)
+	}
+}
+
+func equal[T comparable](t testing.TB, got, want T) {
+	t.Helper()
+	if got != want {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+func eventually(t testing.TB, cond func() bool, format string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf(format, args...)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func tctx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// roomServer serves /ws/{room}: members join {room}; each text message
+// is broadcast to the room except the sender.
+type roomServer struct {
+	*httptest.Server
+	hub     *hub.Hub
+	tracker *wsroute.Tracker
+	writes  atomic.Int64 // socket writes on accepted connections
+}
+
+func newRoomServer(t testing.TB, hopts *hub.Options, wopts *wsroute.Options) *roomServer {
+	t.Helper()
+	rs := &roomServer{hub: hub.New(hopts), tracker: wsroute.NewTracker()}
+	if wopts == nil {
+		wopts = &wsroute.Options{}
+	}
+	wopts.Tracker = rs.tracker
+	mux := http.NewServeMux()
+	mux.Handle("/ws/{room}", wopts.Handle(func(ctx context.Context, c *wsroute.Conn) error {
+		if err := c.Accept(ctx); err != nil {
+			return err
+		}
+		if err := rs.hub.Join(c, c.Param("room")); err != nil {
+			return err
+		}
+		for {
+			msg, err := c.ReceiveText(ctx)
+			if err != nil {
+				return err
+			}
+			if err := rs.hub.BroadcastText(ctx, c.Param("room"), msg, hub.Except(c)); err != nil {
+				return err
+			}
+		}
+	}))
+	rs.Server = httptest.NewUnstartedServer(mux)
+	rs.Server.Listener = &countingListener{Listener: rs.Server.Listener, writes: &rs.writes}
+	rs.Server.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		rs.hub.Shutdown(ctx)
+		rs.tracker.Shutdown(ctx)
+		rs.Server.Close()
+	})
+	return rs
+}
+
+func (rs *roomServer) dial(t testing.TB, room string) *websocket.Conn {
+	t.Helper()
+	c, _, err := websocket.Dial(tctx(t), "ws"+strings.TrimPrefix(rs.URL, "http")+"/ws/"+room, nil)
+	noErr(t, err)
+	c.SetReadLimit(-1)
+	t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
+// joined waits until room has n members.
+func (rs *roomServer) joined(t testing.TB, room string, n int) {
+	t.Helper()
+	eventually(t, func() bool { return rs.hub.Count(room) == n }, "room %q has %d members, want %d", room, rs.hub.Count(room), n)
+}
+
+type countingListener struct {
+	net.Listener
+	writes *atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, writes: l.writes}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// read returns the next text message, failing the test on error.
+func read(t testing.TB, c *websocket.Conn) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, b, err := c.Read(ctx)
+	noErr(t, err)
+	return string(b)
+}
+
+// closeCode reads until the connection ends and returns the server's code.
+func closeCode(t testing.TB, c *websocket.Conn) websocket.StatusCode {
+	t.Helper()
+	ctx := tctx(t)
+	for {
+		_, _, err := c.Read(ctx)
+		if err != nil {
+			var ce websocket.CloseError
+			if errors.As(err, &ce) {
+				return ce.Code
+			}
+			return -1
+		}
+	}
+}
+
+func newHTTPServer(t testing.TB, h http.Handler) *httptest.Server {
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}

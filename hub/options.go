@@ -1,0 +1,109 @@
+package hub
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+
+	"github.com/nexio-go/nexio/wsroute"
+)
+
+// Policy says what happens when a member's queue is full: the member is
+// reading slower than the room is talking.
+type Policy int
+
+const (
+	// Disconnect closes the member with 1008 "slow consumer". Members
+	// that stay get every message; the slow one can reconnect.
+	Disconnect Policy = iota
+	// DropNewest drops the message that did not fit.
+	DropNewest
+	// DropOldest drops the oldest queued message to make room.
+	DropOldest
+)
+
+// String returns the policy's name.
+func (p Policy) String() string {
+	switch p {
+	case Disconnect:
+		return "disconnect"
+	case DropNewest:
+		return "drop-newest"
+	case DropOldest:
+		return "drop-oldest"
+	}
+	return fmt.Sprintf("Policy(%d)", int(p))
+}
+
+// Options configures a Hub. The zero value and nil mean the defaults.
+type Options struct {
+	// QueueMessages bounds each member's queue of messages not yet handed
+	// to its socket. Defaults to 256.
+	QueueMessages int
+
+	// QueueBytes bounds the payload bytes in each member's queue. A single
+	// message larger than this is still queued when the queue is empty.
+	// Defaults to 1 MiB.
+	QueueBytes int
+
+	// SlowConsumer is what happens when a queue is full.
+	// Defaults to Disconnect.
+	SlowConsumer Policy
+
+	// Broker carries rooms across processes. Defaults to nil: rooms are
+	// local to this Hub.
+	Broker Broker
+
+	// Node names this process to the Broker; it must be unique in the
+	// cluster. Defaults to a random ID.
+	Node string
+
+	// Describe returns what presence lists show of a member (for example
+	// its user name), on every node. Defaults to nil: members are known by
+	// connection ID only.
+	Describe func(c *wsroute.Conn) map[string]string
+
+	// OnJoin and OnLeave, when set, are called after a connection of this
+	// node joined or left a room (leaving includes the connection ending).
+	// They run on the goroutine that caused the change and must not block.
+	// Defaults to nil.
+	OnJoin, OnLeave func(room string, c *wsroute.Conn)
+
+	// Logger receives the hub's logs: slow consumers, write failures,
+	// broker errors. Defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+const (
+	defaultQueueMessages = 256
+	defaultQueueBytes    = 1 << 20
+)
+
+func (o *Options) withDefaults() Options {
+	var c Options
+	if o != nil {
+		c = *o
+	}
+	if c.QueueMessages < 0 || c.QueueBytes < 0 {
+		panic("hub: Options.QueueMessages and Options.QueueBytes must not be negative")
+	}
+	if c.SlowConsumer < Disconnect || c.SlowConsumer > DropOldest {
+		panic(fmt.Sprintf("hub: Options.SlowConsumer: unknown policy %d", int(c.SlowConsumer)))
+	}
+	if c.QueueMessages == 0 {
+		c.QueueMessages = defaultQueueMessages
+	}
+	if c.QueueBytes == 0 {
+		c.QueueBytes = defaultQueueBytes
+	}
+	if c.Node == "" {
+		var b [9]byte
+		rand.Read(b[:])
+		c.Node = base64.RawURLEncoding.EncodeToString(b[:])
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
