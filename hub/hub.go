@@ -77,14 +77,14 @@ func (h *Hub) Join(c *wsroute.Conn, rooms ...string) error {
 	m := h.members[c]
 	isNew := m == nil
 	if isNew {
-		m = &member{c: c, h: h, rooms: make(map[string]struct{}, len(rooms))}
+		m = &member{c: c, h: h}
 		h.members[c] = m
 		h.byID[c.ID()] = m
 		h.stats.members.Add(1)
 	}
 	var joined []string
 	for _, name := range rooms {
-		if _, in := m.rooms[name]; in {
+		if slices.Contains(m.rooms, name) {
 			continue
 		}
 		r := h.rooms[name]
@@ -98,7 +98,7 @@ func (h *Hub) Join(c *wsroute.Conn, rooms ...string) error {
 		}
 		r.index[m] = len(r.members)
 		r.members = append(r.members, m)
-		m.rooms[name] = struct{}{}
+		m.rooms = append(m.rooms, name)
 		joined = append(joined, name)
 	}
 	if isNew {
@@ -146,10 +146,9 @@ func (h *Hub) remove(m *member) {
 		h.mu.Unlock()
 		return
 	}
-	left := make([]string, 0, len(m.rooms))
-	for name := range m.rooms {
+	left := slices.Clone(m.rooms)
+	for _, name := range left {
 		h.leaveLocked(m, name)
-		left = append(left, name)
 	}
 	h.forgetLocked(m)
 	h.mu.Unlock()
@@ -158,12 +157,13 @@ func (h *Hub) remove(m *member) {
 
 // leaveLocked removes m from room name; h.mu must be held for writing.
 func (h *Hub) leaveLocked(m *member, name string) bool {
-	if _, in := m.rooms[name]; !in {
+	i := slices.Index(m.rooms, name)
+	if i < 0 {
 		return false
 	}
-	delete(m.rooms, name)
+	m.rooms = slices.Delete(m.rooms, i, i+1)
 	r := h.rooms[name]
-	i := r.index[m]
+	i = r.index[m]
 	last := len(r.members) - 1
 	r.members[i] = r.members[last]
 	r.index[r.members[i]] = i

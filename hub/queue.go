@@ -21,8 +21,8 @@ import (
 type member struct {
 	c     *wsroute.Conn
 	h     *Hub
-	rooms map[string]struct{} // guarded by h.mu
-	stop  func() bool         // cancels the auto-leave registration; set under h.mu
+	rooms []string    // guarded by h.mu; usually one
+	stop  func() bool // cancels the auto-leave registration; set under h.mu
 
 	warned atomic.Bool // a drop was logged for this member
 
