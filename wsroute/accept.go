@@ -34,6 +34,14 @@ func (c *Conn) Accept(ctx context.Context) error {
 
 // AcceptWith is Accept with a chosen subprotocol or extra response headers.
 func (c *Conn) AcceptWith(ctx context.Context, p AcceptParams) error {
+	if err := c.acceptWith(ctx, p); err != nil {
+		return err
+	}
+	c.runAcceptHooks()
+	return nil
+}
+
+func (c *Conn) acceptWith(ctx context.Context, p AcceptParams) error {
 	c.hsMu.Lock()
 	defer c.hsMu.Unlock()
 	if err := c.acceptLocked(ctx, p); err != nil {
@@ -41,6 +49,7 @@ func (c *Conn) AcceptWith(ctx context.Context, p AcceptParams) error {
 	}
 	if t := c.route.opts.Tracker; t != nil && !t.add(c) {
 		// Shutting down: the client still sees why.
+		c.openedToRefuse = true
 		c.closeWith(StatusGoingAway, "going away", refuseCloseTimeout)
 		return fmt.Errorf("%w: connection closed with 1001", ErrShuttingDown)
 	}
@@ -55,6 +64,12 @@ func (c *Conn) acceptLocked(ctx context.Context, p AcceptParams) error {
 		return ErrHandshakeTimeout
 	}
 	if err := ctx.Err(); err != nil {
+		if c.r.Context().Err() != nil {
+			// The client left while the handler was deciding: nothing
+			// can reach it, and it is its doing, not a server error.
+			c.hsState = hsRefused
+			return fmt.Errorf("%w: the client left before the handshake was accepted: %w", ErrClosed, err)
+		}
 		return fmt.Errorf("wsroute: accept: %w", err)
 	}
 	o := c.route.opts
@@ -68,7 +83,7 @@ func (c *Conn) acceptLocked(ctx context.Context, p AcceptParams) error {
 	if p.Subprotocol != "" {
 		if !offered(c.r, p.Subprotocol) {
 			return fmt.Errorf("wsroute: AcceptParams.Subprotocol %q was not offered by the client (Sec-WebSocket-Protocol: %q)",
-				p.Subprotocol, c.r.Header.Values("Sec-WebSocket-Protocol"))
+				p.Subprotocol, c.r.Header.Values(hdrProtocol))
 		}
 		ao.Subprotocols = []string{p.Subprotocol}
 	}
@@ -80,6 +95,7 @@ func (c *Conn) acceptLocked(ctx context.Context, p AcceptParams) error {
 	ws, err := websocket.Accept(hw, c.r, &ao)
 	if err != nil {
 		c.hsState = hsRefused
+		c.hsStatus = hw.status
 		if hw.nc != nil {
 			hw.nc.Close()
 		}
@@ -95,6 +111,7 @@ func (c *Conn) acceptLocked(ctx context.Context, p AcceptParams) error {
 	ws.SetReadLimit(o.ReadLimit)
 	c.ws, c.nc = ws, hw.nc
 	c.hsState = hsAccepted
+	c.hsStatus = http.StatusSwitchingProtocols
 	c.accepted.Store(true)
 	if c.hsTimer != nil {
 		c.hsTimer.Stop()
@@ -116,6 +133,7 @@ func (c *Conn) Reject(status int, message string) error {
 	if status < 400 || status > 599 {
 		status = http.StatusForbidden
 	}
+	c.hsStatus = status
 	if message == "" {
 		message = http.StatusText(status)
 	}
@@ -135,7 +153,7 @@ func coderCompression(m CompressionMode) websocket.CompressionMode {
 
 // offered reports whether the client offered subprotocol sp.
 func offered(r *http.Request, sp string) bool {
-	for _, p := range headerTokens(r.Header, "Sec-WebSocket-Protocol") {
+	for _, p := range headerTokens(r.Header, hdrProtocol) {
 		if strings.EqualFold(p, sp) {
 			return true
 		}
@@ -145,7 +163,7 @@ func offered(r *http.Request, sp string) bool {
 
 // Subprotocols returns the subprotocols the client offered, in order.
 func (c *Conn) Subprotocols() []string {
-	return headerTokens(c.r.Header, "Sec-WebSocket-Protocol")
+	return headerTokens(c.r.Header, hdrProtocol)
 }
 
 // headerTokens splits the comma-separated values of header key.
@@ -161,10 +179,16 @@ func headerTokens(h http.Header, key string) []string {
 	return tokens
 }
 
+// hasToken reports whether header key lists token, without allocating:
+// it runs on every request to the route.
 func hasToken(h http.Header, key, token string) bool {
-	for _, t := range headerTokens(h, key) {
-		if strings.EqualFold(t, token) {
-			return true
+	for _, v := range h[key] {
+		for v != "" {
+			var t string
+			t, v, _ = strings.Cut(v, ",")
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
 		}
 	}
 	return false
@@ -185,11 +209,11 @@ func (o *Options) checkHandshake(w http.ResponseWriter, r *http.Request) (int, s
 	if !r.ProtoAtLeast(1, 1) {
 		return http.StatusUpgradeRequired, "WebSocket handshake needs HTTP/1.1"
 	}
-	if r.Header.Get("Sec-WebSocket-Version") != "13" {
+	if r.Header.Get(hdrVersion) != "13" {
 		w.Header().Set("Sec-WebSocket-Version", "13")
 		return http.StatusBadRequest, "unsupported Sec-WebSocket-Version: only 13 is supported"
 	}
-	keys := r.Header.Values("Sec-WebSocket-Key")
+	keys := r.Header.Values(hdrKey)
 	if len(keys) != 1 {
 		return http.StatusBadRequest, "WebSocket handshake needs exactly one Sec-WebSocket-Key"
 	}
@@ -239,3 +263,11 @@ func (o *Options) originAllowed(r *http.Request) bool {
 	}
 	return false
 }
+
+// Header names in canonical form: http.Header looks these up without
+// allocating a canonical copy on every handshake.
+const (
+	hdrProtocol = "Sec-Websocket-Protocol"
+	hdrVersion  = "Sec-Websocket-Version"
+	hdrKey      = "Sec-Websocket-Key"
+)

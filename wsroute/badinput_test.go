@@ -256,3 +256,33 @@ func TestClientStopsReading(t *testing.T) {
 		t.Fatal("a client that stopped reading blocked the sender")
 	}
 }
+
+// TestSendContextBoundsTheCall: a Send whose own context ends while the
+// peer does not read returns then, not after WriteTimeout.
+func TestSendContextBoundsTheCall(t *testing.T) {
+	t.Parallel()
+	errs := make(chan error, 1)
+	srv := serve(t, &wsroute.Options{WriteTimeout: time.Minute}, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
+		noErr(t, c.Accept(ctx))
+		sctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		defer cancel()
+		big := make([]byte, 1<<20)
+		for i := 0; i < 1000; i++ { // bounded: 1 GiB is beyond any socket buffer
+			if err := c.SendBytes(sctx, big); err != nil {
+				errs <- err
+				return err
+			}
+		}
+		errs <- nil
+		return nil
+	})
+	nc := rawDial(t, srv, "/ws", nil) // never reads
+	defer nc.Close()
+	select {
+	case err := <-errs:
+		check(t, errors.Is(err, context.DeadlineExceeded), "error %v does not wrap DeadlineExceeded", err)
+		check(t, errors.Is(err, wsroute.ErrClosed), "error %v does not wrap ErrClosed", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("Send ignored its context")
+	}
+}

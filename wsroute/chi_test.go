@@ -19,7 +19,9 @@ import (
 func TestUpgradeThroughChiMiddleware(t *testing.T) {
 	t.Parallel()
 	r := chi.NewRouter()
-	r.Use(middleware.RequestID, middleware.RealIP, middleware.Logger, middleware.Recoverer)
+	// RealIP is deprecated in chi v5.5 (it trusts client-set headers), but
+	// it is still common in front of handlers: the upgrade must survive it.
+	r.Use(middleware.RequestID, middleware.RealIP, middleware.Logger, middleware.Recoverer) //lint:ignore SA1019 tested on purpose
 	ips := make(chan string, 1)
 	r.Handle("/ws/user/{user_id}", wsroute.Handle(func(ctx context.Context, c *wsroute.Conn) error {
 		ips <- c.ClientIP()
@@ -50,4 +52,22 @@ func TestUpgradeThroughChiMiddleware(t *testing.T) {
 	noErr(t, err)
 	equal(t, string(got), "Echo: x")
 	c.Close(websocket.StatusNormalClosure, "")
+}
+
+// TestClientIPFromChiContext: chi's ClientIPFrom* middleware keep the
+// address in the context; Options.ClientIP reads it from there.
+func TestClientIPFromChiContext(t *testing.T) {
+	t.Parallel()
+	r := chi.NewRouter()
+	r.Use(middleware.ClientIPFromHeader("X-Real-IP", "127.0.0.0/8"))
+	ips := make(chan string, 1)
+	opts := &wsroute.Options{ClientIP: func(r *http.Request) string { return middleware.GetClientIP(r.Context()) }}
+	r.Handle("/ws", opts.Handle(func(ctx context.Context, c *wsroute.Conn) error {
+		ips <- c.ClientIP()
+		return c.Reject(http.StatusNoContent, "")
+	}))
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	websocket.Dial(tctx(t), wsURL(srv, "/ws"), &websocket.DialOptions{HTTPHeader: http.Header{"X-Real-Ip": {"198.51.100.7"}}})
+	equal(t, <-ips, "198.51.100.7")
 }

@@ -35,9 +35,16 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 		return nil
 	}
 	if c.hsState == hsPending {
-		if err := c.acceptLocked(context.Background(), AcceptParams{}); err != nil {
+		// Browsers fail a handshake that offered subprotocols and got
+		// none back (the page would see 1006, not the code): echo one.
+		var p AcceptParams
+		if offers := c.Subprotocols(); len(offers) > 0 && c.route.opts.pickSubprotocol(c.r) == "" {
+			p.Subprotocol = offers[0]
+		}
+		if err := c.acceptLocked(context.Background(), p); err != nil {
 			return err
 		}
+		c.openedToRefuse = true
 	}
 	c.closeWith(code, reason, refuseCloseTimeout)
 	return nil
@@ -57,9 +64,12 @@ func (c *Conn) closeWith(code StatusCode, reason string, timeout time.Duration) 
 		c.ws.CloseNow()
 		return
 	}
-	c.sentCode.CompareAndSwap(0, int32(code))
+	reason = truncateReason(reason)
+	if c.sentCode.CompareAndSwap(0, int32(code)) {
+		c.sentReason.Store(&reason)
+	}
 	kill := time.AfterFunc(timeout, func() { c.nc.Close() })
-	c.ws.Close(websocket.StatusCode(code), truncateReason(reason))
+	c.ws.Close(websocket.StatusCode(code), reason)
 	kill.Stop()
 	c.nc.Close()
 }

@@ -107,3 +107,19 @@ func TestCloseStatus(t *testing.T) {
 	equal(t, wsroute.CloseStatus(&wsroute.CloseError{Code: 4001}), 4001)
 	equal(t, wsroute.CloseStatus(websocket.CloseError{Code: 1001}), 1001)
 }
+
+// TestCloseBeforeAcceptEchoesASubprotocol: a browser that offered
+// subprotocols fails a 101 without one, and would never see the code.
+func TestCloseBeforeAcceptEchoesASubprotocol(t *testing.T) {
+	t.Parallel()
+	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
+		return c.Close(4001, "Unauthorized")
+	})
+	c, resp, err := websocket.Dial(tctx(t), wsURL(srv, "/ws"), &websocket.DialOptions{Subprotocols: []string{"bearer", "tok"}})
+	noErr(t, err)
+	defer c.CloseNow()
+	equal(t, resp.Header.Get("Sec-WebSocket-Protocol"), "bearer")
+	code, reason := readClose(t, c)
+	equal(t, code, 4001)
+	equal(t, reason, "Unauthorized")
+}

@@ -82,10 +82,12 @@ type Conn struct {
 	stateMu sync.Mutex
 	state   map[string]any
 
-	hsMu       sync.Mutex // guards hsState and hsTimedOut; held during the handshake
-	hsState    int
-	hsTimedOut bool
-	hsTimer    *time.Timer
+	hsMu           sync.Mutex // guards the hs fields and openedToRefuse; held during the handshake
+	hsState        int
+	hsTimedOut     bool
+	hsStatus       int  // the handshake response's HTTP status, for ConnEnd
+	openedToRefuse bool // accepted only to carry a close code (Close before Accept)
+	hsTimer        *time.Timer
 
 	accepted atomic.Bool
 	ws       *websocket.Conn // set once accepted
@@ -94,6 +96,8 @@ type Conn struct {
 	closing    atomic.Bool  // Close has begun
 	sentCode   atomic.Int32 // the code this side closed with
 	peerCode   atomic.Int32 // the code the peer closed with
+	sentReason atomic.Pointer[string]
+	peerReason atomic.Pointer[string]
 	readFailed atomic.Pointer[error]
 	reading    atomic.Int32 // readers in progress, for the keepalive
 	closeRead  atomic.Bool
@@ -101,6 +105,13 @@ type Conn struct {
 
 	msgsIn, msgsOut   atomic.Int64
 	bytesIn, bytesOut atomic.Int64
+
+	// Hooks registered by middleware (hooks.go). recvHooks is read on
+	// every message, so it is swapped whole rather than locked.
+	hookMu      sync.Mutex
+	acceptHooks []func()
+	endHooks    []func(ConnEnd)
+	recvHooks   atomic.Pointer[[]func(MessageType, int) error]
 }
 
 func newConn(rt *route, w http.ResponseWriter, r *http.Request) *Conn {
@@ -121,10 +132,16 @@ func (c *Conn) ResponseHeader() http.Header { return c.w.Header() }
 // URL returns the handshake request's URL.
 func (c *Conn) URL() *url.URL { return c.r.URL }
 
-// ClientIP returns the host part of the request's RemoteAddr. Behind a
-// proxy, compose a middleware that rewrites RemoteAddr from a trusted
-// header (such as chi's middleware.RealIP) in front of the route.
+// ClientIP returns the client's IP address: Options.ClientIP's answer
+// when set, else the host part of the request's RemoteAddr. Behind a
+// proxy, either set Options.ClientIP or compose a middleware that
+// rewrites RemoteAddr from a header only the proxy sets.
 func (c *Conn) ClientIP() string {
+	if f := c.route.opts.ClientIP; f != nil {
+		if ip := f(c.r); ip != "" {
+			return ip
+		}
+	}
 	host, _, err := net.SplitHostPort(c.r.RemoteAddr)
 	if err != nil {
 		return c.r.RemoteAddr

@@ -355,3 +355,29 @@ func TestSendBatchIsOneWriteAndSeparateFrames(t *testing.T) {
 	writes := cl.writes.Load() - before
 	check(t, writes >= 1 && writes < n/10, "%d messages took %d socket writes", n, writes)
 }
+
+// TestSendOnlyHandlerSeesClientVanish: a client that drops the TCP
+// connection without a close frame ends Done at once too.
+func TestSendOnlyHandlerSeesClientVanish(t *testing.T) {
+	t.Parallel()
+	left := make(chan struct{})
+	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
+		noErr(t, c.Accept(ctx))
+		if err := c.SendText(ctx, "hello"); err != nil {
+			return err
+		}
+		c.CloseRead()
+		<-c.Done()
+		close(left)
+		return nil
+	})
+	c := dial(t, srv, "/ws", nil)
+	_, _, err := c.Read(tctx(t))
+	noErr(t, err)
+	c.CloseNow()
+	select {
+	case <-left:
+	case <-time.After(5 * time.Second):
+		t.Fatal("send-only handler did not see the client vanish")
+	}
+}

@@ -82,6 +82,16 @@
 // each still its own WebSocket message: the hub package drains each
 // member's queue this way, which is what makes broadcasts cheap.
 //
+// # Hooks for middleware
+//
+// Middleware (package wsmw) run before the handshake and observe the rest
+// without wrapping the Conn: [Conn.OnAccept] runs when the handshake
+// succeeds, [Conn.OnReceive] for each message received (it may refuse
+// one, which closes the connection), and [Conn.OnEnd] once the
+// connection is over, with a [ConnEnd] saying how: accepted or refused,
+// the HTTP status, the close code and reason. [Conn.Stats] counts the
+// traffic at no cost per message.
+//
 // # Graceful shutdown
 //
 // http.Server.Shutdown neither closes nor waits for WebSocket

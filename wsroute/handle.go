@@ -39,9 +39,10 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer t.end(c)
 	}
 	c.hsTimer = time.AfterFunc(rt.opts.HandshakeTimeout, c.handshakeExpired)
-	err, stack := c.run()
+	stack, err := c.run()
 	c.hsTimer.Stop()
 	c.finish(err, stack)
+	c.runEndHooks(err)
 }
 
 // handshakeExpired ends a handler that has not answered the handshake in
@@ -56,14 +57,14 @@ func (c *Conn) handshakeExpired() {
 }
 
 // run calls the handler, turning a panic into an error and its stack.
-func (c *Conn) run() (err error, stack []byte) {
+func (c *Conn) run() (stack []byte, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			stack = debug.Stack()
 			err = fmt.Errorf("wsroute: handler panicked: %v", p)
 		}
 	}()
-	return c.route.fn(c.ctx, c), nil
+	return nil, c.route.fn(c.ctx, c)
 }
 
 // finish turns the handler's result into the end of the connection, as
@@ -114,7 +115,7 @@ func (c *Conn) finishUnaccepted(l *slog.Logger, err error, stack []byte) {
 	switch {
 	case stack != nil:
 		l.Error("wsroute: handler panicked before accepting", c.attrs(slog.Any("panic", err), slog.String("stack", string(stack)))...)
-		http.Error(c.w, "500 internal error", http.StatusInternalServerError)
+		c.refuse(http.StatusInternalServerError, "500 internal error")
 	case errors.As(err, &ce):
 		c.hsMu.Lock()
 		c.hsState = hsPending
@@ -129,15 +130,23 @@ func (c *Conn) finishUnaccepted(l *slog.Logger, err error, stack []byte) {
 		l.Debug("wsroute: connection refused with a close code", c.attrs(slog.Int("code", int(code)))...)
 	case timedOut:
 		l.Info("wsroute: handshake timed out", c.attrs(slog.Duration("timeout", c.route.opts.HandshakeTimeout))...)
-		http.Error(c.w, "503 handshake not answered in time", http.StatusServiceUnavailable)
+		c.refuse(http.StatusServiceUnavailable, "503 handshake not answered in time")
 	case err == nil:
 		// A middleware that neither called next nor refused.
 		l.Debug("wsroute: handler returned without accepting; answering 403", c.attrs()...)
-		http.Error(c.w, "403 Forbidden", http.StatusForbidden)
+		c.refuse(http.StatusForbidden, "403 Forbidden")
 	default:
 		l.Error("wsroute: handler failed before accepting", c.attrs(errAttr(err))...)
-		http.Error(c.w, "500 internal error", http.StatusInternalServerError)
+		c.refuse(http.StatusInternalServerError, "500 internal error")
 	}
+}
+
+// refuse answers a handshake the handler left pending.
+func (c *Conn) refuse(status int, msg string) {
+	c.hsMu.Lock()
+	c.hsStatus = status
+	c.hsMu.Unlock()
+	http.Error(c.w, msg, status)
 }
 
 // classify maps a handler's result to the close code the client sees,

@@ -149,9 +149,8 @@ func TestErrorsBecomeCloseCodes(t *testing.T) {
 		{
 			name: "panic",
 			fn: func(ctx context.Context, c *wsroute.Conn) error {
-				var m map[string]int
-				m["boom"] = 1
-				return nil
+				var p *struct{ n int }
+				return fmt.Errorf("%d", p.n) // nil dereference: a runtime panic
 			},
 			wantCode: websocket.StatusInternalError, wantReason: "internal error",
 			wantLog: "goroutine",

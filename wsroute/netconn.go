@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,10 +22,33 @@ type hijackWriter struct {
 	nc           *netConn
 	writeTimeout time.Duration
 	onClose      func()
+	status       int  // what coder/websocket answered, for ConnEnd
+	own101       bool // the 101 response is Hijack's to write
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *hijackWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// WriteHeader records the status on its way through. When the next
+// writer is net/http's own, the 101 response is kept back and written by
+// Hijack itself: net/http would format it through its general response
+// path (a Date header, content sniffing rules), which costs more CPU than
+// the rest of the handshake and deepens the handler's stack for good.
+// Behind wrapping middleware (which may record the status) it is passed
+// on as usual.
+func (w *hijackWriter) WriteHeader(status int) {
+	w.status = status
+	if status == http.StatusSwitchingProtocols && !isWrapper(w.ResponseWriter) {
+		w.own101 = true
+		return
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func isWrapper(rw http.ResponseWriter) bool {
+	_, ok := rw.(interface{ Unwrap() http.ResponseWriter })
+	return ok
+}
 
 // Hijack hijacks the real connection and wraps it.
 func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -32,18 +56,61 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if w.own101 {
+		writeSwitchingProtocols(brw.Writer, w.Header())
+	}
+	// The response is flushed before the writer is handed on, so it is
+	// empty; pointing it at nc reuses its buffer instead of adding one.
 	nc := &netConn{Conn: c, writeTimeout: w.writeTimeout, onClose: w.onClose}
-	// net/http flushed the 101 response before returning, so the writer
-	// is empty; pointing it at nc reuses its buffer instead of adding one.
 	if brw.Writer.Buffered() > 0 {
 		if err := brw.Writer.Flush(); err != nil {
-			c.Close()
-			return nil, nil, err
+			// The client is gone. The connection is hijacked all the
+			// same: the handler's first Receive or Send reports it as
+			// ErrClosed, rather than a server error being logged here.
+			nc.Close()
 		}
 	}
 	brw.Writer.Reset(nc)
 	w.nc = nc
 	return nc, brw, nil
+}
+
+// writeSwitchingProtocols writes the 101 response with header h. Values
+// cannot break the response: line breaks become spaces and keys that are
+// not tokens are skipped, as net/http does.
+func writeSwitchingProtocols(bw *bufio.Writer, h http.Header) {
+	bw.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
+	for k, vs := range h {
+		if !validHeaderKey(k) {
+			continue
+		}
+		for _, v := range vs {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			for i := 0; i < len(v); i++ {
+				if b := v[i]; b == '\r' || b == '\n' {
+					bw.WriteByte(' ')
+				} else {
+					bw.WriteByte(b)
+				}
+			}
+			bw.WriteString("\r\n")
+		}
+	}
+	bw.WriteString("\r\n")
+}
+
+func validHeaderKey(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		b := k[i]
+		if b <= ' ' || b >= 0x7f || strings.IndexByte("\"(),/:;<=>?@[\\]{}", b) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // netConn wraps the hijacked connection.

@@ -92,6 +92,14 @@ type Options struct {
 	// TCP connection is dropped. Defaults to 2 seconds.
 	CloseTimeout time.Duration
 
+	// ClientIP, when set, tells Conn.ClientIP (and so the rate limits and
+	// logs built on it) the client's address, for servers behind a proxy
+	// that record it elsewhere than in RemoteAddr: for example chi's
+	// middleware.ClientIPFromHeader, read with middleware.GetClientIP. An
+	// empty result falls back to RemoteAddr. Defaults to nil: the host
+	// part of the request's RemoteAddr.
+	ClientIP func(r *http.Request) string
+
 	// Logger receives the connection logs. Defaults to slog.Default().
 	Logger *slog.Logger
 

@@ -137,9 +137,15 @@ func (c *Conn) CloseRead() {
 	}
 	go func() {
 		_, buf, err := c.read(c.ctx)
-		if err == nil {
+		switch {
+		case err == nil:
 			putReadBuf(buf)
 			c.Close(StatusPolicyViolation, "unexpected data message")
+		case c.peerCode.Load() == 0 && isDisconnect(err):
+			// The peer vanished without a close frame: coder/websocket
+			// leaves the socket open then, so close it for Done to fire
+			// now rather than at the next failed ping.
+			c.nc.Close()
 		}
 	}()
 }
@@ -177,6 +183,12 @@ func (c *Conn) read(ctx context.Context) (MessageType, *bytes.Buffer, error) {
 	}
 	c.msgsIn.Add(1)
 	c.bytesIn.Add(int64(buf.Len()))
+	if hs := c.recvHooks.Load(); hs != nil {
+		if err := c.runReceiveHooks(*hs, mt, buf.Len()); err != nil {
+			putReadBuf(buf)
+			return 0, nil, err
+		}
+	}
 	return mt, buf, nil
 }
 
@@ -187,6 +199,10 @@ func (c *Conn) readError(ctx context.Context, err error) error {
 	var out error
 	switch code := websocket.CloseStatus(err); {
 	case code != -1:
+		var ce websocket.CloseError
+		if errors.As(err, &ce) {
+			c.peerReason.Store(&ce.Reason)
+		}
 		c.peerCode.Store(int32(code))
 		out = fmt.Errorf("%w: peer closed with %d: %w", ErrClosed, int(code), err)
 	case ctx.Err() != nil && !c.ownDone(ctx):
