@@ -1,0 +1,175 @@
+package wsmw
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nexio-go/nexio/wsroute"
+)
+
+// Logger logs each connection through l (nil means slog.Default()): one
+// line when it is accepted, and one when it ends; a refused connection
+// gets a single line.
+//
+//	"websocket accepted"  route, path, query, remote, conn, subprotocol
+//	"websocket closed"    the same, code, reason, duration,
+//	                      msgs_in, msgs_out, bytes_in, bytes_out, error
+//	"websocket refused"   route, path, query, remote, conn, status,
+//	                      code and reason (refused with a close code),
+//	                      duration, error
+//
+// route is the matched pattern (http.Request.Pattern, which ServeMux and
+// chi fill), remote the client IP, conn the connection ID. Lines are
+// logged at Info, or Error when the server failed (close code 1011, or a
+// 5xx refusal, unless the client had left). error is what the chain
+// returned (a refusal's cause, a handler's error), left out when the
+// connection simply ended because the client left.
+//
+// Secrets stay out of the log: no header is logged (Authorization,
+// cookies and Sec-WebSocket-Protocol never appear), and the query is
+// logged with "REDACTED" for the value of every parameter whose name
+// contains "token", "auth", "key", "secret", "pass", "jwt" or "sig", and
+// of the parameter Auth reads its token from, whatever its name.
+//
+// Put Logger first in the chain so that it sees every refusal. Counting
+// costs nothing per message: the counts are wsroute's (Conn.Stats), read
+// once at the end.
+func Logger(l *slog.Logger) Middleware {
+	return func(next wsroute.HandlerFunc) wsroute.HandlerFunc {
+		return func(ctx context.Context, c *wsroute.Conn) error {
+			logger := l
+			if logger == nil {
+				logger = slog.Default()
+			}
+			start := time.Now()
+			c.OnAccept(func() {
+				if !logger.Enabled(ctx, slog.LevelInfo) {
+					return
+				}
+				attrs := append(connAttrs(c), slog.String("subprotocol", c.Subprotocol()))
+				logger.LogAttrs(ctx, slog.LevelInfo, "websocket accepted", attrs...)
+			})
+			c.OnEnd(func(e wsroute.ConnEnd) {
+				logEnd(ctx, logger, c, e, time.Since(start))
+			})
+			return next(ctx, c)
+		}
+	}
+}
+
+func logEnd(ctx context.Context, logger *slog.Logger, c *wsroute.Conn, e wsroute.ConnEnd, d time.Duration) {
+	level := slog.LevelInfo
+	if e.Code == wsroute.StatusInternalError || e.Status >= 500 && !clientLeft(c, e.Err) {
+		level = slog.LevelError
+	}
+	if !logger.Enabled(ctx, level) {
+		return
+	}
+	attrs := connAttrs(c)
+	msg := "websocket closed"
+	if e.Accepted {
+		s := c.Stats()
+		attrs = append(attrs,
+			slog.Int("code", int(e.Code)), slog.String("reason", e.Reason),
+			slog.Duration("duration", d),
+			slog.Int64("msgs_in", s.MessagesIn), slog.Int64("msgs_out", s.MessagesOut),
+			slog.Int64("bytes_in", s.BytesIn), slog.Int64("bytes_out", s.BytesOut))
+	} else {
+		msg = "websocket refused"
+		attrs = append(attrs, slog.Int("status", e.Status))
+		if e.Code != 0 {
+			attrs = append(attrs, slog.Int("code", int(e.Code)), slog.String("reason", e.Reason))
+		}
+		attrs = append(attrs, slog.Duration("duration", d))
+	}
+	if e.Err != nil && !errors.Is(e.Err, wsroute.ErrClosed) {
+		attrs = append(attrs, slog.String("error", e.Err.Error()))
+	}
+	logger.LogAttrs(ctx, level, msg, attrs...)
+}
+
+func connAttrs(c *wsroute.Conn) []slog.Attr {
+	r := c.Request()
+	attrs := make([]slog.Attr, 0, 16)
+	if r.Pattern != "" {
+		attrs = append(attrs, slog.String("route", r.Pattern))
+	}
+	attrs = append(attrs, slog.String("path", r.URL.Path))
+	if r.URL.RawQuery != "" {
+		attrs = append(attrs, slog.String("query", redactQuery(r.URL.RawQuery, secretParams(c))))
+	}
+	return append(attrs, slog.String("remote", c.ClientIP()), slog.String("conn", c.ID()))
+}
+
+// clientLeft reports whether a refusal happened because the client went
+// away during the handshake (a reset while the 101 was written, or a
+// request context ended by net/http when the client hung up): the
+// client's doing, not a server error.
+func clientLeft(c *wsroute.Conn, err error) bool {
+	if c.Request().Context().Err() != nil || errors.Is(err, wsroute.ErrClosed) {
+		return true
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// secretParamsKey is the Conn.Set key under which middleware that read a
+// secret from the query (Auth) leave the parameter's name for Logger.
+const secretParamsKey = "wsmw.secret-query-params"
+
+// redactQueryParam makes Logger redact query parameter name on c.
+func redactQueryParam(c *wsroute.Conn, name string) {
+	names := secretParams(c)
+	if !slices.Contains(names, name) {
+		c.Set(secretParamsKey, append(slices.Clip(names), name))
+	}
+}
+
+func secretParams(c *wsroute.Conn) []string {
+	v, _ := c.Get(secretParamsKey)
+	names, _ := v.([]string)
+	return names
+}
+
+// redactQuery replaces the values of sensitive parameters, and of those
+// named in also, keeping the query's order and encoding otherwise.
+func redactQuery(q string, also []string) string {
+	var b strings.Builder
+	for i, part := range strings.Split(q, "&") {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		name, _, hasValue := strings.Cut(part, "=")
+		if key, err := url.QueryUnescape(name); (err != nil || sensitive(key) || slices.Contains(also, key)) && hasValue {
+			b.WriteString(name)
+			b.WriteString("=REDACTED")
+			continue
+		}
+		b.WriteString(part)
+	}
+	return b.String()
+}
+
+var sensitiveWords = []string{"token", "auth", "key", "secret", "pass", "jwt", "sig"}
+
+func sensitive(name string) bool {
+	name = strings.ToLower(name)
+	for _, w := range sensitiveWords {
+		if strings.Contains(name, w) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,237 @@
+package wsmw_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"go.uber.org/goleak"
+
+	"github.com/nexio-go/nexio/wsmw"
+	"github.com/nexio-go/nexio/wsroute"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// Tiny assertion helpers: tests read as plain Go.
+
+func check(t testing.TB, ok bool, format string, args ...any) {
+	t.Helper()
+	if !ok {
+		t.Fatalf(format, args...)
+	}
+}
+
+func noErr(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("unexpected error: %v", err)
+	}
+}
+
+func equal[T comparable](t testing.TB, got, want T) {
+	t.Helper()
+	if got != want {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+// logBuffer collects log output for assertions.
+type logBuffer struct {
+	mu sync.Mutex
+	sb strings.Builder
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sb.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sb.String()
+}
+
+func testLogger() (*slog.Logger, *logBuffer) {
+	var b logBuffer
+	return slog.New(slog.NewTextHandler(&b, &slog.HandlerOptions{Level: slog.LevelDebug})), &b
+}
+
+// realIP stands in for chi's middleware.RealIP: the client IP comes from
+// X-Real-IP, so one test process can play many clients.
+func realIP(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ip := r.Header.Get("X-Real-IP"); ip != "" {
+			r.RemoteAddr = net.JoinHostPort(ip, "1234")
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// serve mounts fn, wrapped in mws, at /ws behind realIP.
+func serve(t testing.TB, opts *wsroute.Options, fn wsroute.HandlerFunc, mws ...wsmw.Middleware) *httptest.Server {
+	t.Helper()
+	if opts == nil {
+		l, _ := testLogger()
+		opts = &wsroute.Options{Logger: l}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/ws", opts.Handle(wsmw.Chain(mws...)(fn)))
+	srv := httptest.NewServer(realIP(mux))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func wsURL(srv *httptest.Server, path string) string {
+	return "ws" + strings.TrimPrefix(srv.URL, "http") + path
+}
+
+func tctx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// dial connects and fails the test if the handshake fails.
+func dial(t testing.TB, srv *httptest.Server, path string, opts *websocket.DialOptions) *websocket.Conn {
+	t.Helper()
+	c, resp, err := websocket.Dial(tctx(t), wsURL(srv, path), opts)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("dial %s: %v (status %d)", path, err, status)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
+// outcome is what a client saw of one connection attempt: the close
+// code it ended with (with its reason), or the HTTP status it was
+// refused with.
+type outcome struct {
+	status int // HTTP status of the handshake response
+	code   websocket.StatusCode
+	reason string
+}
+
+func (o outcome) String() string {
+	if o.status != http.StatusSwitchingProtocols {
+		return fmt.Sprintf("HTTP %d", o.status)
+	}
+	return fmt.Sprintf("close %d %q", o.code, o.reason)
+}
+
+// attempt dials, reads until the server closes, and reports what the
+// client saw. Messages the server sends are ignored.
+func attempt(ctx context.Context, url string, opts *websocket.DialOptions) (outcome, error) {
+	c, resp, err := websocket.Dial(ctx, url, opts)
+	if err != nil {
+		if resp != nil {
+			return outcome{status: resp.StatusCode}, nil
+		}
+		return outcome{}, err
+	}
+	defer c.CloseNow()
+	for {
+		if _, _, err = c.Read(ctx); err != nil {
+			break
+		}
+	}
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) {
+		return outcome{status: 101, code: -1}, nil
+	}
+	return outcome{status: 101, code: ce.Code, reason: ce.Reason}, nil
+}
+
+// readClose reads until the connection ends and returns the close code
+// and reason the server sent (-1 if none).
+func readClose(t testing.TB, c *websocket.Conn) (websocket.StatusCode, string) {
+	t.Helper()
+	ctx := tctx(t)
+	for {
+		_, _, err := c.Read(ctx)
+		if err == nil {
+			continue
+		}
+		var ce websocket.CloseError
+		if errors.As(err, &ce) {
+			return ce.Code, ce.Reason
+		}
+		return -1, err.Error()
+	}
+}
+
+// echo is the Nexio echo example.
+func echo(ctx context.Context, c *wsroute.Conn) error {
+	if err := c.Accept(ctx); err != nil {
+		return err
+	}
+	for {
+		msg, err := c.ReceiveText(ctx)
+		if err != nil {
+			return err
+		}
+		if err := c.SendText(ctx, "Echo: "+msg); err != nil {
+			return err
+		}
+	}
+}
+
+// roundTrip sends msg and returns the reply.
+func roundTrip(t testing.TB, c *websocket.Conn, msg string) string {
+	t.Helper()
+	ctx := tctx(t)
+	noErr(t, c.Write(ctx, websocket.MessageText, []byte(msg)))
+	_, got, err := c.Read(ctx)
+	noErr(t, err)
+	return string(got)
+}
+
+// eventually polls cond until it holds or five seconds pass.
+func eventually(t testing.TB, cond func() bool, format string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf(format, args...)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// mustPanic asserts that f panics with a message starting with prefix.
+func mustPanic(t testing.TB, prefix string, f func()) {
+	t.Helper()
+	defer func() {
+		t.Helper()
+		p := recover()
+		check(t, p != nil, "did not panic")
+		msg := fmt.Sprint(p)
+		check(t, strings.HasPrefix(msg, prefix), "panic %q does not start with %q", msg, prefix)
+	}()
+	f()
+}
