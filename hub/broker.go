@@ -32,11 +32,16 @@ type Broker interface {
 
 	// Publish sends e to the other nodes. It must return within a bounded
 	// time even when the broker's backend is down, with an error saying so.
+	// For a Target no node holds, it returns an error wrapping
+	// ErrNoSuchConn.
 	Publish(ctx context.Context, e Envelope) error
 
 	// AddMember and RemoveMember keep the cluster-wide presence of a room;
 	// Members lists it. Members of a node that stopped without removing
-	// them must expire on their own.
+	// them must expire on their own. Like Subscribe, AddMember and
+	// RemoveMember are called with the Hub's lock held, in order (a
+	// connection's leave never overtakes its join), so they must not
+	// block: record the change and write it from the broker's goroutine.
 	AddMember(ctx context.Context, room string, m Member) error
 	RemoveMember(ctx context.Context, room string, m Member) error
 	Members(ctx context.Context, room string) ([]Member, error)

@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/nexio-go/nexio/wsroute"
 )
@@ -49,7 +49,7 @@ func New(opts *Options) *Hub {
 	if b := h.opts.Broker; b != nil {
 		if err := b.Open(h.opts.Node, h.deliver); err != nil {
 			// The broker reconnects by itself; local rooms work meanwhile.
-			h.opts.Logger.Warn("hub: broker did not open; rooms stay local until it connects", "error", err)
+			h.opts.Logger.Debug("hub: broker did not open; rooms stay local until it connects", "error", err)
 		}
 	}
 	return h
@@ -68,6 +68,10 @@ func (h *Hub) Join(c *wsroute.Conn, rooms ...string) error {
 	case <-c.Done():
 		return ErrConnClosed
 	default:
+	}
+	var pm Member
+	if h.opts.Broker != nil {
+		pm = h.describe(c) // user code: not under the lock
 	}
 	h.mu.Lock()
 	if h.closed {
@@ -100,6 +104,9 @@ func (h *Hub) Join(c *wsroute.Conn, rooms ...string) error {
 		r.members = append(r.members, m)
 		m.rooms = append(m.rooms, name)
 		joined = append(joined, name)
+		if b := h.opts.Broker; b != nil {
+			h.brokerErr(b.AddMember(context.Background(), name, pm))
+		}
 	}
 	if isNew {
 		// Registered after the maps are filled: if the connection already
@@ -162,6 +169,9 @@ func (h *Hub) leaveLocked(m *member, name string) bool {
 		return false
 	}
 	m.rooms = slices.Delete(m.rooms, i, i+1)
+	if b := h.opts.Broker; b != nil {
+		h.brokerErr(b.RemoveMember(context.Background(), name, Member{ConnID: m.c.ID(), Node: h.opts.Node}))
+	}
 	r := h.rooms[name]
 	i = r.index[m]
 	last := len(r.members) - 1
@@ -193,38 +203,25 @@ func (h *Hub) forgetLocked(m *member) {
 	}
 }
 
-// announce runs the presence hooks and tells the broker, outside the lock.
+// announce runs the presence hooks, outside the lock. The broker was
+// told under the lock, so that a join and a leave reach it in order.
 func (h *Hub) announce(rooms []string, m *member, joined bool) {
-	if len(rooms) == 0 {
-		return
-	}
 	hook := h.opts.OnLeave
 	if joined {
 		hook = h.opts.OnJoin
 	}
-	if hook != nil {
-		for _, r := range rooms {
-			hook(r, m.c)
-		}
-	}
-	b := h.opts.Broker
-	if b == nil {
+	if hook == nil {
 		return
 	}
-	pm := h.describe(m.c)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	for _, r := range rooms {
-		var err error
-		if joined {
-			err = b.AddMember(ctx, r, pm)
-		} else {
-			err = b.RemoveMember(ctx, r, pm)
-		}
-		if err != nil {
-			h.stats.brokerErrors.Add(1)
-			h.opts.Logger.Debug("hub: presence update failed", "room", r, "conn", m.c.ID(), "error", err)
-		}
+		hook(r, m.c)
+	}
+}
+
+func (h *Hub) brokerErr(err error) {
+	if err != nil {
+		h.stats.brokerErrors.Add(1)
+		h.opts.Logger.Debug("hub: broker presence update failed", "error", err)
 	}
 }
 
@@ -342,11 +339,15 @@ func (h *Hub) SendTo(ctx context.Context, connID string, typ wsroute.MessageType
 	case h.opts.Broker == nil:
 		return ErrNoSuchConn
 	}
-	if err := h.opts.Broker.Publish(ctx, Envelope{Origin: h.opts.Node, Target: connID, Type: typ, Data: data}); err != nil {
-		h.stats.brokerErrors.Add(1)
-		return fmt.Errorf("%w: %w", ErrPublish, err)
+	err := h.opts.Broker.Publish(ctx, Envelope{Origin: h.opts.Node, Target: connID, Type: typ, Data: data})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrNoSuchConn):
+		return err // no node holds it: not a broker failure
 	}
-	return nil
+	h.stats.brokerErrors.Add(1)
+	return fmt.Errorf("%w: %w", ErrPublish, err)
 }
 
 // deliver takes a message from another node.

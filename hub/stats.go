@@ -5,16 +5,16 @@ import "sync/atomic"
 // Stats are a hub's counters since New. Reading them is cheap: atomic
 // loads, no lock.
 type Stats struct {
-	Members         int    // connections of this node in at least one room
-	Rooms           int    // rooms with members on this node
-	Broadcasts      uint64 // Broadcast calls served locally
-	MessagesOut     uint64 // messages handed to members' sockets
-	BytesOut        uint64 // their payload bytes
-	Dropped         uint64 // messages dropped by DropNewest or DropOldest
-	SlowDisconnects uint64 // members closed with 1008 by Disconnect
-	WriteErrors     uint64 // member writes that failed (the peer left or stalled)
-	Received        uint64 // messages delivered from other nodes
-	BrokerErrors    uint64 // failed publishes and presence updates
+	Members         int    `json:"members"`          // connections of this node in at least one room
+	Rooms           int    `json:"rooms"`            // rooms with members on this node
+	Broadcasts      uint64 `json:"broadcasts"`       // Broadcast calls served locally
+	MessagesOut     uint64 `json:"messages_out"`     // messages handed to members' sockets
+	BytesOut        uint64 `json:"bytes_out"`        // their payload bytes
+	Dropped         uint64 `json:"dropped"`          // messages dropped by DropNewest or DropOldest
+	SlowDisconnects uint64 `json:"slow_disconnects"` // members closed with 1008 by Disconnect
+	WriteErrors     uint64 `json:"write_errors"`     // member writes that failed (the peer left or stalled)
+	Received        uint64 `json:"received"`         // messages delivered from other nodes
+	BrokerErrors    uint64 `json:"broker_errors"`    // failed publishes and presence updates
 }
 
 type counters struct {

@@ -1,0 +1,288 @@
+package redisbroker_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/nexio-go/nexio/hub"
+	"github.com/nexio-go/nexio/hub/redisbroker"
+	"github.com/nexio-go/nexio/wsroute"
+)
+
+// inbox collects what a broker delivers.
+type inbox struct {
+	mu   sync.Mutex
+	got  []hub.Envelope
+	more chan struct{}
+}
+
+func newInbox() *inbox { return &inbox{more: make(chan struct{}, 1)} }
+
+func (in *inbox) deliver(e hub.Envelope) {
+	in.mu.Lock()
+	in.got = append(in.got, e)
+	in.mu.Unlock()
+	select {
+	case in.more <- struct{}{}:
+	default:
+	}
+}
+
+func (in *inbox) len() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return len(in.got)
+}
+
+func (in *inbox) all() []hub.Envelope {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return append([]hub.Envelope(nil), in.got...)
+}
+
+// openBroker opens a broker as a Hub would, closed at cleanup.
+func openBroker(t testing.TB, c redis.UniversalClient, node string, opts *redisbroker.Options) (*redisbroker.Broker, *inbox, error) {
+	t.Helper()
+	b := redisbroker.New(c, opts)
+	in := newInbox()
+	err := b.Open(node, in.deliver)
+	t.Cleanup(func() { b.Close() })
+	return b, in, err
+}
+
+func TestLifecycle(t *testing.T) {
+	t.Parallel()
+	rc := newClient(t)
+	prefix := testPrefix(t, rc)
+	b := redisbroker.New(rc, &redisbroker.Options{Prefix: prefix})
+	ctx := tctx(t)
+	e := hub.Envelope{Room: "r", Type: wsroute.MessageText, Data: []byte("x")}
+
+	check(t, errors.Is(b.Publish(ctx, e), redisbroker.ErrNotOpen), "Publish before Open")
+	noErr(t, b.Open("n1", func(hub.Envelope) {}))
+	equal(t, b.Node(), "n1")
+	equal(t, b.PubSubMode(), redisbroker.ClassicPubSub)
+	check(t, errors.Is(b.Open("n1", func(hub.Envelope) {}), redisbroker.ErrAlreadyOpen), "second Open")
+	noErr(t, b.Publish(ctx, e))
+	check(t, b.Stats().Subscribed, "not subscribed after Open: %+v", b.Stats())
+	noErr(t, b.Close())
+	noErr(t, b.Close())
+	check(t, errors.Is(b.Publish(ctx, e), redisbroker.ErrClosed), "Publish after Close")
+	_, err := b.Members(ctx, "r")
+	check(t, errors.Is(err, redisbroker.ErrClosed), "Members after Close: %v", err)
+	check(t, errors.Is(b.Open("n1", func(hub.Envelope) {}), redisbroker.ErrClosed), "Open after Close")
+}
+
+// Messages from one node arrive in the order published, never back at
+// the publisher, and only where the room is subscribed.
+func TestOrderAndNoEcho(t *testing.T) {
+	t.Parallel()
+	rc := newClient(t)
+	prefix := testPrefix(t, rc)
+	opts := &redisbroker.Options{Prefix: prefix}
+	a, fromA, err := openBroker(t, rc, "A", opts)
+	noErr(t, err)
+	b, fromB, err := openBroker(t, rc, "B", opts)
+	noErr(t, err)
+	a.Subscribe("room")
+	b.Subscribe("room")
+	ctx := tctx(t)
+	subscribed(t, rc, prefix, "room", 2)
+
+	const n = 2000
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	// Concurrent publishers share one pipeline; each one's own messages
+	// must stay in order.
+	for p := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range n / 4 {
+				data := strconv.Itoa(p) + ":" + strconv.Itoa(i)
+				if err := a.Publish(ctx, hub.Envelope{Room: "room", Type: wsroute.MessageText, Data: []byte(data)}); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("Publish: %v", err)
+	}
+	eventually(t, func() bool { return fromB.len() == n }, "B got %d of %d messages", fromB.len(), n)
+	next := make(map[string]int)
+	for _, e := range fromB.all() {
+		equal(t, e.Origin, "A")
+		equal(t, e.Room, "room")
+		p, i, _ := strings.Cut(string(e.Data), ":")
+		equal(t, i, strconv.Itoa(next[p]))
+		next[p]++
+	}
+	equal(t, fromA.len(), 0)
+	equal(t, a.Stats().Published, uint64(n))
+	equal(t, b.Stats().Received, uint64(n))
+
+	// B leaves the room: nothing more for it.
+	b.Unsubscribe("room")
+	subscribed(t, rc, prefix, "room", 1)
+	noErr(t, a.Publish(ctx, hub.Envelope{Room: "room", Type: wsroute.MessageText, Data: []byte("late")}))
+	time.Sleep(100 * time.Millisecond)
+	equal(t, fromB.len(), n)
+}
+
+// Whatever else is published on the broker's channels is dropped and
+// counted, with one log line.
+func TestForeignPayloadsAreDropped(t *testing.T) {
+	t.Parallel()
+	rc := newClient(t)
+	prefix := testPrefix(t, rc)
+	logger, logs := testLogger(t)
+	b, in, err := openBroker(t, rc, "B", &redisbroker.Options{Prefix: prefix, Logger: logger})
+	noErr(t, err)
+	b.Subscribe("room")
+	subscribed(t, rc, prefix, "room", 1)
+	ctx := tctx(t)
+	for _, p := range []string{"", "hello", `{"v":1}`, "\x02\x01", "\x01\x01\x05ab"} {
+		noErr(t, rc.Publish(ctx, "{"+prefix+"}:r:room", p).Err())
+	}
+	eventually(t, func() bool { return b.Stats().Malformed == 5 }, "malformed: %d, want 5", b.Stats().Malformed)
+	equal(t, in.len(), 0)
+	equal(t, strings.Count(logs.String(), "does not decode"), 1)
+}
+
+// With Redis unreachable, Open and Publish return errors within
+// Options.Timeout, and the outage is logged once, not per message.
+func TestRedisUnreachable(t *testing.T) {
+	t.Parallel()
+	port := freePort(t) // nothing listens there
+	rc := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port)})
+	t.Cleanup(func() { rc.Close() })
+	logger, logs := testLogger(t)
+	const timeout = 300 * time.Millisecond
+	start := time.Now()
+	b, _, err := openBroker(t, rc, "lonely", &redisbroker.Options{Timeout: timeout, Logger: logger})
+	check(t, errors.Is(err, redisbroker.ErrUnavailable), "Open: %v, want ErrUnavailable", err)
+	// The slack is for loaded CI machines; unbounded, these calls would
+	// wait for go-redis' dial retries, several seconds.
+	const slack = time.Second
+	check(t, time.Since(start) < timeout+slack, "Open took %v", time.Since(start))
+
+	ctx := tctx(t)
+	var slowest time.Duration
+	for i := range 50 {
+		start := time.Now()
+		err := b.Publish(ctx, hub.Envelope{Room: "r", Type: wsroute.MessageText, Data: []byte("x")})
+		slowest = max(slowest, time.Since(start))
+		check(t, errors.Is(err, redisbroker.ErrUnavailable) || errors.Is(err, redisbroker.ErrTimeout),
+			"Publish %d: %v", i, err)
+	}
+	check(t, slowest < timeout+slack, "a Publish took %v, Options.Timeout is %v", slowest, timeout)
+	_, err = b.Members(ctx, "r")
+	check(t, errors.Is(err, redisbroker.ErrUnavailable) || errors.Is(err, redisbroker.ErrTimeout), "Members: %v", err)
+	equal(t, b.Stats().PublishErrors, uint64(50))
+	equal(t, strings.Count(logs.String(), "Redis unreachable"), 1)
+	equal(t, b.Stats().Outages, uint64(1))
+}
+
+// A Redis that accepts connections and never answers (a frozen server,
+// a partition) cannot hold a Publish longer than Options.Timeout.
+func TestRedisSilent(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	noErr(t, err)
+	var conns sync.WaitGroup
+	var mu sync.Mutex
+	var accepted []net.Conn
+	conns.Add(1)
+	go func() {
+		defer conns.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			accepted = append(accepted, c)
+			mu.Unlock()
+			conns.Add(1)
+			go func() {
+				defer conns.Done()
+				io.Copy(io.Discard, c) // read, never answer
+				c.Close()
+			}()
+		}
+	}()
+	// go-redis waits ReadTimeout for an answer: the Broker must not.
+	rc := redis.NewClient(&redis.Options{Addr: l.Addr().String(), ReadTimeout: 2 * time.Second})
+	t.Cleanup(func() {
+		rc.Close()
+		l.Close()
+		// go-redis may abandon a connection whose command was cancelled
+		// without closing it (the garbage collector does, later): the
+		// frozen server hangs up itself rather than wait for that.
+		mu.Lock()
+		for _, c := range accepted {
+			c.Close()
+		}
+		mu.Unlock()
+		conns.Wait()
+	})
+	const timeout = 200 * time.Millisecond
+	logger, _ := testLogger(t)
+	b, _, _ := openBroker(t, rc, "frozen", &redisbroker.Options{Timeout: timeout, Logger: logger})
+	ctx := tctx(t)
+	for i := range 5 {
+		start := time.Now()
+		err := b.Publish(ctx, hub.Envelope{Room: "r", Type: wsroute.MessageText, Data: []byte("x")})
+		took := time.Since(start)
+		check(t, err != nil, "Publish %d succeeded against a silent server", i)
+		check(t, took < timeout+time.Second, "Publish %d took %v, Options.Timeout is %v: %v", i, took, timeout, err)
+	}
+	start := time.Now()
+	ctx2, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	_, err = b.Members(ctx2, "r")
+	check(t, err != nil && time.Since(start) < time.Second, "Members: %v after %v", err, time.Since(start))
+}
+
+// A broker used by callers other than the Hub (which announces joins and
+// leaves in order, under its lock) may see a leave before its join. The
+// member must not stay listed.
+func TestPresenceLeaveOvertakesJoin(t *testing.T) {
+	t.Parallel()
+	rc := newClient(t)
+	prefix := testPrefix(t, rc)
+	b, _, err := openBroker(t, rc, "A", &redisbroker.Options{Prefix: prefix})
+	noErr(t, err)
+	ctx := tctx(t)
+	ids := func() []string {
+		ms, err := b.Members(ctx, "r")
+		noErr(t, err)
+		var out []string
+		for _, m := range ms {
+			out = append(out, m.ConnID)
+		}
+		return out
+	}
+	m := hub.Member{ConnID: "c1", Node: "A"}
+	noErr(t, b.RemoveMember(ctx, "r", m)) // overtook its join
+	noErr(t, b.AddMember(ctx, "r", m))
+	equal(t, len(ids()), 0)
+
+	// In order, joining again after leaving works.
+	noErr(t, b.AddMember(ctx, "r", m))
+	noErr(t, b.RemoveMember(ctx, "r", m))
+	noErr(t, b.AddMember(ctx, "r", m))
+	equal(t, strings.Join(ids(), ","), "c1")
+}

@@ -1,0 +1,213 @@
+package redisbroker_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/nexio-go/nexio/hub"
+	"github.com/nexio-go/nexio/hub/redisbroker"
+	"github.com/nexio-go/nexio/wsroute"
+)
+
+// startCluster starts a Redis Cluster of n masters (no replicas) on free
+// ports, each a private redis-server, and waits until it serves every
+// slot. It returns the servers in the order of their slot ranges.
+func startCluster(t testing.TB, n int) []*redisServer {
+	t.Helper()
+	servers := make([]*redisServer, n)
+	for i := range servers {
+		servers[i] = startRedis(t, "--cluster-enabled", "yes", "--cluster-node-timeout", "2000")
+	}
+	ctx := tctx(t)
+	clients := make([]*redis.Client, n)
+	for i, s := range servers {
+		clients[i] = redis.NewClient(&redis.Options{Addr: s.addr()})
+		defer clients[i].Close()
+	}
+	const slots = 16384
+	for i, c := range clients {
+		lo, hi := i*slots/n, (i+1)*slots/n-1
+		noErr(t, c.ClusterAddSlotsRange(ctx, lo, hi).Err())
+	}
+	for _, s := range servers[1:] {
+		noErr(t, clients[0].ClusterMeet(ctx, "127.0.0.1", fmt.Sprint(s.port)).Err())
+	}
+	eventually(t, func() bool {
+		for _, c := range clients {
+			info, err := c.ClusterInfo(ctx).Result()
+			if err != nil || !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, fmt.Sprintf("cluster_known_nodes:%d", n)) {
+				return false
+			}
+		}
+		return true
+	}, "the cluster did not form")
+	return servers
+}
+
+func newClusterClient(t testing.TB, servers []*redisServer) *redis.ClusterClient {
+	t.Helper()
+	addrs := make([]string, len(servers))
+	for i, s := range servers {
+		addrs[i] = s.addr()
+	}
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Two nodes on a three-master Redis Cluster, through
+// redis.NewClusterClient: sharded pub/sub is chosen by itself, and
+// broadcast, SendTo and presence work as on a single Redis. The test
+// then moves the application's slot to another master, as a resharding
+// does: Redis drops the sharded subscriptions, and the brokers must
+// follow the slot by themselves.
+func TestCluster(t *testing.T) {
+	t.Parallel()
+	servers := startCluster(t, 3)
+	testCases := []struct {
+		name string
+		mode redisbroker.PubSubMode
+		want redisbroker.PubSubMode
+	}{
+		{"auto is sharded", redisbroker.AutoPubSub, redisbroker.ShardedPubSub},
+		{"classic", redisbroker.ClassicPubSub, redisbroker.ClassicPubSub},
+	}
+	for _, tc := range testCases {
+		t.Run(tc.name, func(t *testing.T) {
+			ca, cb := newClusterClient(t, servers), newClusterClient(t, servers)
+			prefix := "cluster-" + tc.mode.String()
+			opts := &redisbroker.Options{PubSub: tc.mode, PresenceTTL: 3 * time.Second}
+			a := newNode(t, ca, prefix, "A", opts)
+			b := newNode(t, cb, prefix, "B", opts)
+			eventually(t, func() bool { return a.broker.PubSubMode() == tc.want && b.broker.PubSubMode() == tc.want },
+				"modes %v and %v, want %v", a.broker.PubSubMode(), b.broker.PubSubMode(), tc.want)
+
+			sender := join(t, a, "lobby", "ann")
+			peerA := join(t, a, "lobby", "bob")
+			peerB := join(t, b, "lobby", "cid")
+			ctx := tctx(t)
+			owner := slotOwner(t, ctx, ca, "{"+prefix+"}")
+			waitSubscribers(t, ctx, servers, tc.want, "{"+prefix+"}:r:lobby", 2)
+
+			sender.send(t, websocket.MessageText, "hello cluster")
+			equal(t, string(peerA.recv(t).Data), "hello cluster")
+			equal(t, string(peerB.recv(t).Data), "hello cluster")
+			sender.quiet(t, 100*time.Millisecond)
+
+			var err error
+			eventually(t, func() bool {
+				err = b.hub.SendTo(ctx, sender.id, wsroute.MessageText, []byte("direct"))
+				return err == nil
+			}, "SendTo across the cluster: %v", err)
+			equal(t, string(sender.recv(t).Data), "direct")
+
+			var ms []hub.Member
+			eventually(t, func() bool {
+				ms, err = b.hub.Presence(ctx, "lobby")
+				return err == nil && len(ms) == 3
+			}, "presence: %v %v", ms, err)
+
+			if tc.want != redisbroker.ShardedPubSub {
+				return
+			}
+			// Reshard: move the slot to another master.
+			to := servers[0]
+			if to.addr() == owner.addr() {
+				to = servers[1]
+			}
+			moveSlot(t, ctx, "{"+prefix+"}", owner, to)
+			eventually(t, func() bool { return slotOwner(t, ctx, ca, "{"+prefix+"}").port == to.port }, "the client did not learn the move")
+			waitSubscribers(t, ctx, []*redisServer{to}, tc.want, "{"+prefix+"}:r:lobby", 2)
+			eventually(t, func() bool {
+				err := a.hub.BroadcastText(ctx, "lobby", "after the move", hub.ExceptID(sender.id))
+				return err == nil
+			}, "publishing after the move")
+			equal(t, string(peerB.recv(t).Data), "after the move")
+			equal(t, string(peerA.recv(t).Data), "after the move")
+			check(t, strings.Contains(b.logs.String(), "Redis dropped a subscription"), "B did not notice the slot move:\n%s", b.logs.String())
+		})
+	}
+}
+
+func slotOwner(t testing.TB, ctx context.Context, c *redis.ClusterClient, key string) *redisServer {
+	t.Helper()
+	m, err := c.MasterForKey(ctx, key)
+	noErr(t, err)
+	return &redisServer{t: t, port: portOf(t, m.Options().Addr)}
+}
+
+func portOf(t testing.TB, addr string) int {
+	t.Helper()
+	var port int
+	_, err := fmt.Sscanf(addr[strings.LastIndexByte(addr, ':')+1:], "%d", &port)
+	noErr(t, err)
+	return port
+}
+
+// waitSubscribers waits until the cluster has n subscribers on channel,
+// counted on every master: sharded subscriptions sit on the slot's
+// owner, classic ones on any master.
+func waitSubscribers(t testing.TB, ctx context.Context, servers []*redisServer, mode redisbroker.PubSubMode, channel string, n int64) {
+	t.Helper()
+	count := func() int64 {
+		var sum int64
+		for _, s := range servers {
+			c := redis.NewClient(&redis.Options{Addr: s.addr()})
+			var m map[string]int64
+			var err error
+			if mode == redisbroker.ShardedPubSub {
+				m, err = c.PubSubShardNumSub(ctx, channel).Result()
+			} else {
+				m, err = c.PubSubNumSub(ctx, channel).Result()
+			}
+			c.Close()
+			if err != nil {
+				return -1
+			}
+			sum += m[channel]
+		}
+		return sum
+	}
+	eventually(t, func() bool { return count() == n }, "%s: %d subscribers, want %d", channel, count(), n)
+}
+
+// moveSlot migrates the slot of key, with its keys, from one master to
+// another, the way redis-cli --cluster reshard does.
+func moveSlot(t testing.TB, ctx context.Context, key string, from, to *redisServer) {
+	t.Helper()
+	src := redis.NewClient(&redis.Options{Addr: from.addr()})
+	defer src.Close()
+	dst := redis.NewClient(&redis.Options{Addr: to.addr()})
+	defer dst.Close()
+	slot, err := src.ClusterKeySlot(ctx, key).Result()
+	noErr(t, err)
+	srcID, err := src.Do(ctx, "CLUSTER", "MYID").Text()
+	noErr(t, err)
+	dstID, err := dst.Do(ctx, "CLUSTER", "MYID").Text()
+	noErr(t, err)
+	noErr(t, dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", srcID).Err())
+	noErr(t, src.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", dstID).Err())
+	for {
+		keys, err := src.ClusterGetKeysInSlot(ctx, int(slot), 100).Result()
+		noErr(t, err)
+		if len(keys) == 0 {
+			break
+		}
+		args := []any{"MIGRATE", "127.0.0.1", to.port, "", 0, 5000, "KEYS"}
+		for _, k := range keys {
+			args = append(args, k)
+		}
+		if err := src.Do(ctx, args...).Err(); err != nil && !errors.Is(err, redis.Nil) {
+			t.Fatalf("MIGRATE: %v", err)
+		}
+	}
+	noErr(t, dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err())
+	noErr(t, src.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err())
+}

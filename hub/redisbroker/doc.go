@@ -1,0 +1,164 @@
+// Package redisbroker carries a hub.Hub's rooms across processes on Redis
+// pub/sub, with github.com/redis/go-redis/v9.
+//
+// When one process is not enough, run several behind a load balancer and
+// give each Hub a [Broker] on the same Redis; that is the only change:
+//
+//	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+//	h := hub.New(&hub.Options{Broker: redisbroker.New(client, nil)})
+//
+// [hub.Hub.Broadcast] (with [hub.Except]), [hub.Hub.SendTo] and
+// [hub.Hub.Presence] then reach every node. Any [redis.UniversalClient]
+// works: a single server, Sentinel (redis.NewFailoverClient) or Redis
+// Cluster; the tests cover a single server and a cluster. The Broker
+// never closes the client; the Hub closes the Broker in Shutdown.
+//
+// # Local and global
+//
+// [hub.Hub.Members], [hub.Hub.Count], [hub.Hub.Rooms] and
+// [hub.Hub.RoomCounts] describe this process only: they are memory reads.
+// [hub.Hub.Presence] describes every node: it reads Redis through
+// [Broker.Members], bounded by [Options.Timeout].
+//
+// # How messages travel
+//
+// The Hub serves its own members of a room first, then publishes the
+// message on the room's channel. Each node subscribes, over one
+// connection whatever the number of rooms and members, to the channels
+// of the rooms where it has members (from the first member's join to
+// the last one's leave) and to a channel of its own, where messages for
+// [hub.Hub.SendTo] arrive: the publisher finds the node holding the
+// connection in Redis. A node ignores what it published itself, so
+// nothing is delivered twice. Messages from one node arrive at another
+// in the order they were published.
+//
+// Every key and channel starts with the hash tag "{prefix}:"
+// ([Options.Prefix]), so applications sharing a Redis do not meet:
+//
+//	{prefix}:r:<room>        channel of a room
+//	{prefix}:n:<node>        channel of a node, for SendTo
+//	{prefix}:pr:<room>       set: presence instances with members in room
+//	{prefix}:pm:<inst>:<room> hash: connection ID -> {"node":…,"meta":…}
+//	{prefix}:c:<connID>      string: the node holding the connection
+//
+// A message on a channel is a compact binary envelope: a version byte
+// (1), a type byte (1 text, 2 binary), then the origin node, room,
+// target connection and excepted connection, each a uvarint length and
+// raw bytes, and the message itself to the end. Any bytes travel
+// unchanged. A node drops what it cannot decode (another version, or a
+// foreign publisher) and counts it in [Stats].Malformed; nodes of
+// different wire versions must therefore not share a prefix.
+//
+// # Presence
+//
+// Each node writes its members to Redis with a TTL of
+// [Options.PresenceTTL] (30s by default) and refreshes it every
+// [Options.Heartbeat] (10s). Members of a node that stopped without
+// cleaning up (killed, frozen, cut off from Redis) disappear from
+// [Broker.Members], and SendTo stops finding them, at most PresenceTTL
+// after that node's last heartbeat: within 30s with the defaults. A node
+// that shuts down cleanly removes its presence at once.
+//
+// Joins and leaves are recorded in memory and written by a background
+// goroutine, so [hub.Hub.Join] never waits on Redis; a node's own
+// members appear in its own Presence at once and in the other nodes'
+// within a round trip. The node's memory is the truth: a heartbeat that
+// finds its entries missing (Redis restarted empty, or an outage outlasted
+// the TTL) writes them again.
+//
+// # When Redis is down
+//
+// Local delivery is the Hub's and goes on. The Broker logs one warning
+// when Redis stops answering (commands or the subscription, whichever
+// notices first) and one line when both work again, never one per
+// message; [Stats] counts the failures, the outages and the
+// reconnections.
+//
+// [Broker.Publish], hence Broadcast and SendTo of a remote connection,
+// returns within [Options.Timeout] (1s by default) whatever Redis does:
+// the calls that meet the start of an outage may wait for it, then calls
+// fail at once with an error wrapping [ErrUnavailable] (or [ErrTimeout]
+// when Redis did not answer in time), which the Hub wraps in
+// [hub.ErrPublish]. A background probe notices when Redis answers again.
+// Publish keeps failing for 500ms more, the time every node needs to
+// resubscribe: messages in that window are reported as failed rather
+// than published to nodes that cannot hear them yet. How soon the first
+// failure comes is go-redis' business: it dials DialerRetries times (5 by
+// default, 100ms apart) before giving up on a refused connection; a
+// client with DialerRetries: 1 fails over in one round trip.
+//
+// The subscription connection is go-redis' [redis.PubSub]: when it breaks,
+// it dials again and resubscribes to every room the node still has
+// members in, by itself, retrying every 25ms to 250ms. A connection that
+// stays silent is checked with PING each Heartbeat and replaced if PING
+// goes unanswered. After a reconnection the presence heartbeat runs at
+// once, since Redis may have restarted empty.
+//
+// # Delivery guarantees
+//
+// Redis pub/sub delivers at most once, and so does the Broker: a nil
+// error from Publish means Redis accepted the message for every node
+// subscribed at that moment. What the Broker cannot report:
+//
+//   - Redis answers PUBLISH before it writes the message to the
+//     subscribers: a message acknowledged in the instant Redis dies may
+//     not have left it.
+//   - A node whose own subscription connection breaks while Redis stays up
+//     (a network blip on that node alone) misses what is published until
+//     it has resubscribed, within the retry delay above.
+//   - The first member's join on a node subscribes asynchronously; a
+//     message published by another node in the following round trip
+//     does not reach it.
+//   - In a cluster, while the application's slot moves to another shard
+//     (below), messages published before the nodes resubscribe are lost.
+//
+// Applications that need more keep a log of their own (Redis Streams, a
+// database) and use broadcasts as notifications.
+//
+// # Redis Cluster
+//
+// With a [redis.ClusterClient], [AutoPubSub] uses sharded pub/sub
+// (SPUBLISH, SSUBSCRIBE) when the servers support it (Redis 7.0+, asked
+// with COMMAND INFO) and classic pub/sub otherwise; [Options.PubSub]
+// forces either. Classic PUBLISH in a cluster is forwarded to every
+// node of the cluster; a sharded message stays on one shard. Because of
+// the hash tag, all of an application's channels and keys share one
+// slot, hence one shard: one subscription connection suffices, and
+// presence uses multi-key commands; the price is that one application
+// does not spread its pub/sub load over several shards (several
+// applications, with their own prefixes, do). When the slot moves
+// (resharding, failover), Redis drops the sharded subscriptions; the
+// Broker notices, reloads the cluster layout and resubscribes on the
+// slot's new owner.
+//
+// The tests start a three-master cluster of private redis-server
+// processes (--cluster-enabled) on free ports, run two Hubs on it through
+// redis.NewClusterClient in sharded and in classic mode (broadcast,
+// SendTo, presence), then migrate the application's slot to another
+// master mid-test and check that delivery resumes. They ran against
+// Redis 7.0; the fallback to classic pub/sub on servers without SPUBLISH
+// was not run against an older server.
+//
+// # Goroutines
+//
+// [Broker.Open] (called by hub.New) starts four goroutines, all owned by
+// the Broker and ended by [Broker.Close], which waits for them: the
+// subscriber (owns the PubSub, applies subscription changes), the
+// receiver (reads messages, hands them to the Hub one at a time, detects
+// and paces reconnections), the publisher (sends what Publish queues,
+// batching whatever accumulated into one pipeline) and the presence
+// writer (joins, leaves, heartbeats, the outage probe). Publish waits on
+// a queue of 1024 requests, bounded in time by Options.Timeout.
+// [Broker.Members] reads Redis on a goroutine of its own so that the
+// caller's wait is bounded even where go-redis does not watch contexts
+// (its socket timeouts apply only with ContextTimeoutEnabled); Close
+// waits for those too.
+//
+// # Testing
+//
+// The package's tests use a real Redis at NEXIO_REDIS_URL (default
+// redis://127.0.0.1:6379/0) and skip, saying how to start one, when it
+// does not answer, unless NEXIO_REQUIRE_REDIS=1, which makes them fail.
+// The restart and cluster tests start private redis-server processes
+// (NEXIO_REDIS_SERVER, /usr/bin/redis-server or $PATH).
+package redisbroker

@@ -1,0 +1,294 @@
+package redisbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/nexio-go/nexio/hub"
+)
+
+const (
+	pubQueue = 1024 // Publish calls waiting for the publisher
+	pubBatch = 256  // messages per pipeline
+
+	// settle is how long Publish keeps failing after an outage: longer
+	// than a receiver's longest wait between two reconnection attempts.
+	settle = 2 * backoffMax
+)
+
+// pubReq is one Publish call handed to the publisher goroutine.
+type pubReq struct {
+	channel string // room channel, or "" when target is set
+	target  string // connection ID to route to through its node's channel
+	payload []byte
+	state   atomic.Int32 // reqQueued, then reqClaimed by the publisher or reqAbandoned by the caller
+	done    chan error   // cap 1: the publisher's answer
+}
+
+const (
+	reqQueued = iota
+	reqClaimed
+	reqAbandoned
+)
+
+// Publish sends e to the other nodes; implements hub.Broker. A room
+// message goes to the room's channel; a message with Target is routed to
+// the channel of the node that holds that connection (ErrNoSuchConn if
+// none does).
+//
+// Publish returns within Options.Timeout (or ctx, if shorter) whatever
+// Redis does: with an error wrapping ErrUnavailable when Redis refused or
+// failed the command, ErrTimeout when it did not answer in time. Either
+// means members on other nodes did not get the message (a late answer
+// aside), and is counted in Stats.PublishErrors. Messages published by
+// one node reach every other node in the order Publish was called.
+func (b *Broker) Publish(ctx context.Context, e hub.Envelope) error {
+	if err := b.isOpen(); err != nil {
+		return err
+	}
+	if e.Origin == "" {
+		e.Origin = b.node
+	}
+	if (e.Room == "") == (e.Target == "") {
+		return fmt.Errorf("redisbroker: Publish: exactly one of Envelope.Room and Envelope.Target must be set")
+	}
+	if b.mode.Load() == modeUnknown {
+		return b.pubFailed(fmt.Errorf("%w: Redis has not been reached yet", ErrUnavailable))
+	}
+	if b.cmdHealth.isDown.Load() {
+		// Fail fast during an outage rather than queue behind a
+		// pipeline that waits on go-redis' dial retries: the presence
+		// goroutine probes Redis and lifts this as soon as it answers.
+		return b.pubFailed(b.cmdHealth.err())
+	}
+	if b.cmdHealth.settling(settle) {
+		// Redis just came back. The other nodes' subscriptions come back
+		// within their reconnect backoff; until they surely have, a
+		// message would reach Redis but not them. Report it as failed
+		// rather than lose it silently.
+		return b.pubFailed(fmt.Errorf("%w: Redis is back, waiting %v for every node to resubscribe", ErrUnavailable, settle))
+	}
+	r := &pubReq{
+		payload: appendEnvelope(make([]byte, 0, envelopeSize(e)), e),
+		done:    make(chan error, 1),
+	}
+	if e.Target != "" {
+		r.target = e.Target
+	} else {
+		r.channel = b.roomChannel(e.Room)
+	}
+
+	// One timer rather than context.WithTimeout: it is the cheaper of
+	// the two, and Publish is on every broadcast's path.
+	t := time.NewTimer(b.opts.Timeout)
+	defer t.Stop()
+	select {
+	case b.pubq <- r:
+	case <-t.C:
+		// The queue stayed full: the publisher is stuck on Redis.
+		return b.pubFailed(ErrTimeout)
+	case <-ctx.Done():
+		return b.pubFailed(fmt.Errorf("redisbroker: Publish: %w", ctx.Err()))
+	case <-b.ctx.Done():
+		return ErrClosed
+	}
+	select {
+	case err := <-r.done:
+		if err != nil {
+			return b.pubFailed(err)
+		}
+		return nil
+	case <-t.C:
+		return b.pubAbandon(r, ErrTimeout)
+	case <-ctx.Done():
+		return b.pubAbandon(r, fmt.Errorf("redisbroker: Publish: %w", ctx.Err()))
+	case <-b.ctx.Done():
+		return b.pubAbandon(r, ErrClosed)
+	}
+}
+
+// pubAbandon gives up waiting for r. If the publisher has not taken it
+// yet it never will; if it has, its answer may still be on the way.
+func (b *Broker) pubAbandon(r *pubReq, err error) error {
+	if !r.state.CompareAndSwap(reqQueued, reqAbandoned) {
+		select {
+		case perr := <-r.done: // answered in the meantime
+			if perr == nil {
+				return nil
+			}
+			err = perr
+		default:
+		}
+	}
+	return b.pubFailed(err)
+}
+
+func (b *Broker) pubFailed(err error) error {
+	if errors.Is(err, ErrNoSuchConn) {
+		b.stats.noSuchConn.Add(1)
+	} else if !errors.Is(err, ErrClosed) {
+		b.stats.publishErrors.Add(1)
+	}
+	return err
+}
+
+// runPublisher publishes what Publish queues, in order, batching whatever
+// has accumulated into one pipeline: one round trip for many messages
+// when broadcasts are frequent. It is owned by the Broker and ends when
+// Close cancels b.ctx, failing what is still queued with ErrClosed.
+func (b *Broker) runPublisher() {
+	defer b.wg.Done()
+	batch := make([]*pubReq, 0, pubBatch)
+	for {
+		select {
+		case <-b.ctx.Done():
+			for {
+				select {
+				case r := <-b.pubq:
+					r.done <- ErrClosed
+				default:
+					return
+				}
+			}
+		case r := <-b.pubq:
+			batch = append(batch[:0], r)
+		}
+	fill:
+		for len(batch) < pubBatch {
+			select {
+			case r := <-b.pubq:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		// Claim what the callers still wait for; the others already
+		// returned an error and must not be published behind their back.
+		n := 0
+		for _, r := range batch {
+			if r.state.CompareAndSwap(reqQueued, reqClaimed) {
+				batch[n] = r
+				n++
+			}
+		}
+		if b.cmdHealth.isDown.Load() {
+			// Queued before the outage was known: fail them now too.
+			err := b.cmdHealth.err()
+			for _, r := range batch[:n] {
+				r.done <- err
+			}
+		} else {
+			b.publishBatch(batch[:n])
+		}
+		clear(batch)
+	}
+}
+
+// publishBatch sends batch in one pipeline and answers each request. A
+// batch with messages to connections first looks up their nodes, in a
+// pipeline of its own.
+func (b *Broker) publishBatch(batch []*pubReq) {
+	if len(batch) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, b.opts.Timeout)
+	defer cancel()
+
+	if err := b.route(ctx, batch); err != nil {
+		for _, r := range batch {
+			if r.target != "" {
+				r.done <- err
+			}
+		}
+	}
+	sharded := b.mode.Load() == modeSharded
+	pipe := b.client.Pipeline()
+	cmds := make([]*redis.IntCmd, len(batch))
+	for i, r := range batch {
+		if r.channel == "" {
+			continue // answered by route
+		}
+		if sharded {
+			cmds[i] = pipe.SPublish(ctx, r.channel, r.payload)
+		} else {
+			cmds[i] = pipe.Publish(ctx, r.channel, r.payload)
+		}
+	}
+	if pipe.Len() == 0 {
+		return
+	}
+	_, err := pipe.Exec(ctx)
+	if err != nil {
+		b.cmdHealth.fail(err)
+	} else {
+		b.cmdHealth.ok()
+	}
+	for i, r := range batch {
+		c := cmds[i]
+		if c == nil {
+			continue
+		}
+		if err := c.Err(); err != nil {
+			r.done <- classify(err)
+			continue
+		}
+		b.stats.published.Add(1)
+		r.done <- nil
+	}
+}
+
+// route sets the channel of every request addressed to a connection to
+// the channel of the node holding it, or answers it with ErrNoSuchConn.
+// An error means the lookup itself failed; the caller answers those
+// requests.
+func (b *Broker) route(ctx context.Context, batch []*pubReq) error {
+	var pipe redis.Pipeliner
+	gets := make([]*redis.StringCmd, len(batch))
+	for i, r := range batch {
+		if r.target == "" {
+			continue
+		}
+		if pipe == nil {
+			pipe = b.client.Pipeline()
+		}
+		gets[i] = pipe.Get(ctx, b.connKey(r.target))
+	}
+	if pipe == nil {
+		return nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		b.cmdHealth.fail(err)
+		return classify(err)
+	}
+	for i, g := range gets {
+		if g == nil {
+			continue
+		}
+		node, err := g.Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			batch[i].done <- ErrNoSuchConn
+		case err != nil:
+			batch[i].done <- classify(err)
+		default:
+			batch[i].channel = b.nodeChannel(node)
+		}
+	}
+	return nil
+}
+
+// classify turns a go-redis error into the broker's: ErrTimeout when
+// Redis did not answer in time, ErrUnavailable otherwise.
+func classify(err error) error {
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return fmt.Errorf("%w: %w", ErrTimeout, err)
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}

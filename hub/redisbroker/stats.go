@@ -1,0 +1,142 @@
+package redisbroker
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Stats are a broker's counters since New. Reading them is cheap: atomic
+// loads and one short lock.
+type Stats struct {
+	Published      uint64 // messages published to Redis
+	PublishErrors  uint64 // Publish calls that failed: Redis down or slow (ErrUnavailable, ErrTimeout)
+	NoSuchConn     uint64 // messages to a connection that no node holds (ErrNoSuchConn)
+	Received       uint64 // messages from other nodes handed to the Hub
+	Malformed      uint64 // payloads on this node's channels that did not decode; dropped
+	Reconnects     uint64 // times the subscription connection came back after a loss
+	Outages        uint64 // times Redis became unreachable (commands, subscription or both)
+	PresenceErrors uint64 // presence writes that failed; they are retried until Redis takes them
+	Subscribed     bool   // the subscription connection is up and confirmed
+	Rooms          int    // rooms this node wants to be subscribed to (rooms with local members)
+}
+
+type counters struct {
+	published      atomic.Uint64
+	publishErrors  atomic.Uint64
+	noSuchConn     atomic.Uint64
+	received       atomic.Uint64
+	malformed      atomic.Uint64
+	reconnects     atomic.Uint64
+	outages        atomic.Uint64
+	presenceErrors atomic.Uint64
+	subscribed     atomic.Bool
+}
+
+// Stats returns the broker's counters.
+func (b *Broker) Stats() Stats {
+	s := &b.stats
+	b.mu.Lock()
+	rooms := len(b.want)
+	if b.node != "" {
+		rooms-- // the node channel
+	}
+	b.mu.Unlock()
+	return Stats{
+		Published:      s.published.Load(),
+		PublishErrors:  s.publishErrors.Load(),
+		NoSuchConn:     s.noSuchConn.Load(),
+		Received:       s.received.Load(),
+		Malformed:      s.malformed.Load(),
+		Reconnects:     s.reconnects.Load(),
+		Outages:        s.outages.Load(),
+		PresenceErrors: s.presenceErrors.Load(),
+		Subscribed:     s.subscribed.Load(),
+		Rooms:          rooms,
+	}
+}
+
+// health tracks whether one path to Redis works: plain commands
+// (publishing, presence, Members) or the subscription connection. The
+// two fail and recover separately; the Broker logs them as one outage
+// (see outage).
+type health struct {
+	b        *Broker
+	path     string        // "commands" or "subscription", for the log
+	onDown   chan struct{} // kicked when this path goes down, or nil
+	isDown   atomic.Bool
+	since    atomic.Int64               // when it went down, Unix ns
+	last     atomic.Pointer[errorValue] // the latest failure
+	failures atomic.Uint64              // during the current outage
+	upAt     atomic.Int64               // when it last came back, Unix ns
+}
+
+type errorValue struct{ err error }
+
+// fail records a failure of this path.
+func (h *health) fail(err error) {
+	if h.b.ctx.Err() != nil {
+		return // closing: calls in flight were cut short, Redis is fine
+	}
+	h.failures.Add(1)
+	h.last.Store(&errorValue{err})
+	if h.isDown.CompareAndSwap(false, true) {
+		h.since.Store(time.Now().UnixNano())
+		h.b.outage.changed(h, err)
+		if h.onDown != nil {
+			kick(h.onDown)
+		}
+	}
+}
+
+// ok records a success of this path.
+func (h *health) ok() {
+	if !h.isDown.Load() || !h.isDown.CompareAndSwap(true, false) {
+		return
+	}
+	h.upAt.Store(time.Now().UnixNano())
+	h.b.outage.changed(h, nil)
+}
+
+// settling reports whether this path came back less than d ago.
+func (h *health) settling(d time.Duration) bool {
+	up := h.upAt.Load()
+	return up != 0 && time.Since(time.Unix(0, up)) < d
+}
+
+// err describes the current outage, for calls refused during it.
+func (h *health) err() error {
+	d := time.Since(time.Unix(0, h.since.Load())).Round(time.Millisecond)
+	if v := h.last.Load(); v != nil {
+		return fmt.Errorf("%w: unreachable for %v: %w", ErrUnavailable, d, v.err)
+	}
+	return fmt.Errorf("%w: unreachable for %v", ErrUnavailable, d)
+}
+
+// outage logs Redis outages: one warning when the first path goes down,
+// one line when the last one is back, never one per message.
+type outage struct {
+	b     *Broker
+	mu    sync.Mutex
+	down  bool
+	since time.Time
+}
+
+func (o *outage) changed(h *health, err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	cmd, sub := &o.b.cmdHealth, &o.b.subHealth
+	switch {
+	case err != nil && !o.down:
+		o.down, o.since = true, time.Now()
+		o.b.stats.outages.Add(1)
+		o.b.log.Warn("redisbroker: Redis unreachable; messages between nodes fail until it is back (local members are still served)",
+			"node", o.b.node, "path", h.path, "error", err)
+	case err == nil && o.down && !cmd.isDown.Load() && !sub.isDown.Load():
+		o.down = false
+		o.b.log.Info("redisbroker: Redis reachable again; messages between nodes resumed",
+			"node", o.b.node, "down_for", time.Since(o.since).Round(time.Millisecond),
+			"failed_commands", cmd.failures.Swap(0), "failed_reads", sub.failures.Swap(0))
+	}
+}
