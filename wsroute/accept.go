@@ -110,6 +110,9 @@ func (c *Conn) acceptLocked(ctx context.Context, p AcceptParams) error {
 	}
 	ws.SetReadLimit(o.ReadLimit)
 	c.ws, c.nc = ws, hw.nc
+	// coder/websocket answers an extension (permessage-deflate) in this
+	// header; without one, frames are plain and wsroute writes them.
+	c.nc.direct = hw.Header().Get("Sec-Websocket-Extensions") == ""
 	c.hsState = hsAccepted
 	c.hsStatus = http.StatusSwitchingProtocols
 	c.accepted.Store(true)

@@ -381,3 +381,64 @@ func TestSendOnlyHandlerSeesClientVanish(t *testing.T) {
 		t.Fatal("send-only handler did not see the client vanish")
 	}
 }
+
+// TestFrameSizes crosses every frame-length encoding, with and without
+// compression (where coder/websocket writes the frames).
+func TestFrameSizes(t *testing.T) {
+	t.Parallel()
+	for _, comp := range []wsroute.CompressionMode{wsroute.CompressionDisabled, wsroute.CompressionNoContextTakeover, wsroute.CompressionContextTakeover} {
+		t.Run(fmt.Sprint("compression=", comp), func(t *testing.T) {
+			t.Parallel()
+			opts := &wsroute.Options{ReadLimit: 1 << 20, Compression: comp}
+			srv := serve(t, opts, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
+				noErr(t, c.Accept(ctx))
+				var batch []wsroute.Message
+				for msg, err := range c.Messages(ctx) {
+					if err != nil {
+						return err
+					}
+					if err := c.Send(ctx, msg.Type, msg.Data); err != nil {
+						return err
+					}
+					batch = append(batch, msg)
+					if len(batch) == 3 {
+						if err := c.SendBatch(ctx, batch); err != nil {
+							return err
+						}
+						batch = nil
+					}
+				}
+				return nil
+			})
+			c := dial(t, srv, "/ws", &websocket.DialOptions{CompressionMode: websocket.CompressionContextTakeover})
+			c.SetReadLimit(-1)
+			ctx := tctx(t)
+			sizes := []int{0, 1, 125, 126, 127, 65535, 65536, 70000}
+			var sent [][]byte
+			for i, n := range sizes {
+				p := make([]byte, n)
+				for j := range p {
+					p[j] = byte('a' + (i+j)%26)
+				}
+				typ := websocket.MessageBinary
+				if i%2 == 0 {
+					typ = websocket.MessageText
+				}
+				noErr(t, c.Write(ctx, typ, p))
+				sent = append(sent, p)
+				_, got, err := c.Read(ctx)
+				noErr(t, err)
+				check(t, string(got) == string(p), "size %d: echo differs", n)
+				if len(sent) == 3 {
+					for _, want := range sent {
+						_, got, err := c.Read(ctx)
+						noErr(t, err)
+						check(t, string(got) == string(want), "batched size %d differs", len(want))
+					}
+					sent = nil
+				}
+			}
+			c.Close(websocket.StatusNormalClosure, "")
+		})
+	}
+}

@@ -131,6 +131,13 @@ type netConn struct {
 
 	closeOnce sync.Once
 	closed    atomic.Bool
+
+	// direct is set when no extension was negotiated: data frames are
+	// then written by writeMessages, and coder/websocket only writes
+	// control frames, each complete in one Write. closeSent (guarded by
+	// mu) records that one of them was a close frame: no data may follow.
+	direct    bool
+	closeSent bool
 }
 
 // batchPool holds batch buffers, so an idle connection keeps none and a
@@ -142,6 +149,9 @@ const maxPooledBatch = 1 << 20
 func (c *netConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.direct && len(p) > 0 && p[0]&0x0f == 0x8 {
+		c.closeSent = true
+	}
 	if c.corked > 0 {
 		if c.batch == nil {
 			c.batch = batchPool.Get().(*[]byte)
@@ -174,6 +184,53 @@ func (c *netConn) writeLocked(p []byte) (int, error) {
 		c.Close()
 		return total, err
 	}
+}
+
+// writeMessages writes msgs as complete, unmasked frames with one write
+// (servers never mask). It is the data path when no extension was
+// negotiated: coder/websocket's own Write takes two channel-based locks
+// and a flush per message, which cost more than the system call that a
+// batch shares. Holding mu keeps every frame whole between coder's
+// control frames.
+func (c *netConn) writeMessages(msgs []Message) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeSent || c.closed.Load() {
+		return net.ErrClosed
+	}
+	b := batchPool.Get().(*[]byte)
+	buf := (*b)[:0]
+	for _, m := range msgs {
+		buf = appendFrameHeader(buf, m.Type, len(m.Data))
+		buf = append(buf, m.Data...)
+	}
+	var err error
+	if c.corked > 0 {
+		if c.batch == nil {
+			c.batch = batchPool.Get().(*[]byte)
+		}
+		*c.batch = append(*c.batch, buf...)
+	} else {
+		_, err = c.writeLocked(buf)
+	}
+	if cap(buf) <= maxPooledBatch {
+		*b = buf[:0]
+		batchPool.Put(b)
+	}
+	return err
+}
+
+// appendFrameHeader appends the header of a final, unmasked frame
+// (RFC 6455, section 5.2).
+func appendFrameHeader(b []byte, typ MessageType, n int) []byte {
+	b = append(b, 0x80|byte(typ))
+	switch {
+	case n < 126:
+		return append(b, byte(n))
+	case n <= 0xffff:
+		return append(b, 126, byte(n>>8), byte(n))
+	}
+	return append(b, 127, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 }
 
 func (c *netConn) cork() {

@@ -53,6 +53,18 @@ func (c *Conn) SendBatch(ctx context.Context, msgs []Message) error {
 		return err
 	}
 	defer stop()
+	if c.nc.direct {
+		if err := c.nc.writeMessages(msgs); err != nil {
+			return c.writeError(ctx, err)
+		}
+		var n int64
+		for _, m := range msgs {
+			n += int64(len(m.Data))
+		}
+		c.msgsOut.Add(int64(len(msgs)))
+		c.bytesOut.Add(n)
+		return nil
+	}
 	c.nc.cork()
 	var n int64
 	for _, m := range msgs {
@@ -78,7 +90,12 @@ func (c *Conn) send(ctx context.Context, typ MessageType, data []byte) error {
 		return err
 	}
 	defer stop()
-	if err := c.ws.Write(context.Background(), websocket.MessageType(typ), data); err != nil {
+	if c.nc.direct {
+		err = c.nc.writeMessages([]Message{{Type: typ, Data: data}})
+	} else {
+		err = c.ws.Write(context.Background(), websocket.MessageType(typ), data)
+	}
+	if err != nil {
 		return c.writeError(ctx, err)
 	}
 	c.msgsOut.Add(1)
