@@ -8,8 +8,8 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 (cd bench && go vet ./...)
-if go run honnef.co/go/tools/cmd/staticcheck@2025.1.1 -version >/dev/null 2>&1; then
-  go run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+if go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 -version >/dev/null 2>&1; then
+  go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 else
   echo "staticcheck could not be installed here; skipped"
 fi
