@@ -84,7 +84,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		// Clients that send half a request (slowloris) are dropped
 		// rather than piling up: the handshake is read by net/http.
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// A WebSocket handshake needs a few hundred bytes of headers;
+		// the default 1 MiB lets each slow client hold far more.
+		MaxHeaderBytes: 16 << 10,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
