@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# make bench: the in-module micro-benchmarks, then the side-by-side peers
-# benchmark of the bench/ module when present.
+# make bench: the layer's micro-benchmarks (wsroute next to raw
+# coder/websocket, the hub's enqueue cost), then the side-by-side peers
+# benchmark of the bench/ module, which writes docs/benchmarks.md.
+# BENCH_MICRO=0 skips the first part. Every loop is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-go test -run '^$' -bench . -benchmem -benchtime "${BENCHTIME:-1s}" ./...
-if [ -x bench/run.sh ]; then
-  bench/run.sh
+if [ "${BENCH_MICRO:-1}" != 0 ]; then
+  go test -run '^$' -bench . -benchmem -benchtime 100000x ./wsroute/
+  go test -run '^$' -bench . -benchmem -benchtime 500x ./hub/
 fi
+bash bench/run.sh "${BENCH_MODE:-quick}"

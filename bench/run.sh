@@ -43,4 +43,27 @@ cat "$run" >>"$results"
 	-md ../docs/benchmarks.md -svg ../docs/benchmarks-fanout.svg \
 	-results "bench/$results" -cmd "make bench ($mode: bash bench/run.sh $mode)"
 echo "wrote docs/benchmarks.md, docs/benchmarks-fanout.svg; raw lines appended to bench/$results" >&2
+
+# Cross-node broadcasts through hub/redisbroker (needs Redis; the Go
+# benchmark lives beside the broker). Appended to the same report.
+redis_out=$(mktemp)
+trap 'rm -f "$run" "$redis_out"' EXIT
+if (cd .. && go test -run '^$' -bench 'CrossNode|BrokerHop' -benchtime=2000x ./hub/redisbroker/) >"$redis_out" 2>&1; then
+	{
+		echo
+		echo "## Across nodes: hub/redisbroker on Redis"
+		echo
+		echo "Two hubs (nodes A and B) on one Redis over loopback, 500 WebSocket members each in one room; node A broadcasts 128-byte messages and all 1,000 members read them. \`window=1\` sends the next broadcast once every member read the last (latency); \`window=64\` keeps 64 in flight (throughput). \`p50-µs\`/\`p99-µs\`: from Broadcast to a member of B reading it; \`local-\`: the same on A. The clients, both nodes and Redis share the 2 cores, so these are floors."
+		echo
+		echo "Command: \`go test -run '^\$' -bench 'CrossNode|BrokerHop' -benchtime=2000x ./hub/redisbroker/\` ($(date -u +%Y-%m-%d), load average $(cut -d' ' -f1-3 /proc/loadavg))"
+		echo
+		echo '```'
+		grep -E '^(Benchmark|goos|goarch|cpu)' "$redis_out"
+		echo '```'
+	} >>../docs/benchmarks.md
+	grep -E '^Benchmark' "$redis_out" | sed 's/^/# redis: /' >>"$results"
+else
+	echo "cross-node benchmark skipped or failed (is Redis on 127.0.0.1:6379?):" >&2
+	tail -5 "$redis_out" >&2
+fi
 exit "$status"
