@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/coder/websocket"
@@ -139,4 +140,32 @@ func BenchmarkSendBatch100(b *testing.B) {
 	}
 	b.StopTimer()
 	c.Close(websocket.StatusNormalClosure, "")
+}
+
+// BenchmarkHandshake opens and drops connections: a handshake through
+// wsroute next to the same on raw coder/websocket (client included, so
+// the difference is the layer's).
+func BenchmarkHandshake(b *testing.B) {
+	for _, raw := range []bool{false, true} {
+		name := "wsroute"
+		if raw {
+			name = "coder"
+		}
+		b.Run(name, func(b *testing.B) {
+			srv := benchServer(b, raw, func(ctx context.Context, send func([]byte) error, recv func() error) {
+				recv()
+			})
+			url := "ws" + strings.TrimPrefix(srv.URL, "http")
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				c, _, err := websocket.Dial(ctx, url, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				c.CloseNow()
+			}
+		})
+	}
 }
