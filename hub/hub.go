@@ -112,7 +112,7 @@ func (h *Hub) Join(c *wsroute.Conn, rooms ...string) error {
 		// Registered after the maps are filled: if the connection already
 		// ended, remove runs at once (on its own goroutine) and takes the
 		// member out again.
-		m.stop = context.AfterFunc(c.Context(), func() { h.remove(m) })
+		c.OnClose(func() { h.remove(m) })
 	}
 	h.mu.Unlock()
 	h.announce(joined, m, true)
@@ -139,8 +139,7 @@ func (h *Hub) Leave(c *wsroute.Conn, rooms ...string) {
 	}
 	h.mu.Unlock()
 	if empty {
-		m.stop()
-		m.kill()
+		m.kill() // its OnClose registration finds it gone and does nothing
 	}
 	h.announce(left, m, false)
 }

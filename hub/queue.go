@@ -21,8 +21,7 @@ import (
 type member struct {
 	c     *wsroute.Conn
 	h     *Hub
-	rooms []string    // guarded by h.mu; usually one
-	stop  func() bool // cancels the auto-leave registration; set under h.mu
+	rooms []string // guarded by h.mu; usually one
 
 	warned atomic.Bool // a drop was logged for this member
 

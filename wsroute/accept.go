@@ -91,7 +91,7 @@ func (c *Conn) acceptLocked(ctx context.Context, p AcceptParams) error {
 	for k, vs := range p.Header {
 		h[k] = append(h[k], vs...)
 	}
-	hw := &hijackWriter{ResponseWriter: c.w, writeTimeout: o.WriteTimeout, onClose: c.cancel}
+	hw := &hijackWriter{ResponseWriter: c.w, writeTimeout: o.WriteTimeout, onClose: c.end}
 	ws, err := websocket.Accept(hw, c.r, &ao)
 	if err != nil {
 		c.hsState = hsRefused
@@ -118,6 +118,7 @@ func (c *Conn) acceptLocked(ctx context.Context, p AcceptParams) error {
 	c.accepted.Store(true)
 	if c.hsTimer != nil {
 		c.hsTimer.Stop()
+		c.hsTimer = nil // a connection may live for days: keep nothing it no longer needs
 	}
 	c.startKeepalive()
 	return nil

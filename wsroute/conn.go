@@ -89,6 +89,10 @@ type Conn struct {
 	openedToRefuse bool // accepted only to carry a close code (Close before Accept)
 	hsTimer        *time.Timer
 
+	endMu  sync.Mutex // guards ended and endFns
+	ended  bool
+	endFns []func()
+
 	accepted atomic.Bool
 	ws       *websocket.Conn // set once accepted
 	nc       *netConn        // set once accepted
@@ -187,6 +191,40 @@ func (c *Conn) Get(key string) (any, bool) {
 	v, ok := c.state[key]
 	c.stateMu.Unlock()
 	return v, ok
+}
+
+// OnClose registers f to run, in its own goroutine, once the connection
+// has ended: it was closed by either side, or its handler returned. If
+// it has already ended, f runs at once. It is what context.AfterFunc on
+// Context does, for a fraction of the memory, which counts for a hub
+// holding every connection of a server.
+func (c *Conn) OnClose(f func()) {
+	c.endMu.Lock()
+	if c.ended {
+		c.endMu.Unlock()
+		go f()
+		return
+	}
+	c.endFns = append(c.endFns, f)
+	c.endMu.Unlock()
+}
+
+// end marks the connection over: its context is cancelled and the
+// OnClose functions start.
+func (c *Conn) end() {
+	c.cancel()
+	c.endMu.Lock()
+	if c.ended {
+		c.endMu.Unlock()
+		return
+	}
+	c.ended = true
+	fns := c.endFns
+	c.endFns = nil
+	c.endMu.Unlock()
+	for _, f := range fns {
+		go f()
+	}
 }
 
 // Context returns the connection's context, the one given to the

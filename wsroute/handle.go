@@ -30,7 +30,7 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := newConn(rt, w, r)
-	defer c.cancel()
+	defer c.end()
 	if t := rt.opts.Tracker; t != nil {
 		if !t.begin() {
 			c.Close(StatusGoingAway, "going away")
@@ -38,9 +38,12 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		defer t.end(c)
 	}
-	c.hsTimer = time.AfterFunc(rt.opts.HandshakeTimeout, c.handshakeExpired)
+	hsTimer := time.AfterFunc(rt.opts.HandshakeTimeout, c.handshakeExpired)
+	c.hsMu.Lock()
+	c.hsTimer = hsTimer
+	c.hsMu.Unlock()
 	stack, err := c.run()
-	c.hsTimer.Stop()
+	hsTimer.Stop()
 	c.finish(err, stack)
 	c.runEndHooks(err)
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -268,4 +269,28 @@ func TestOnEndPanicIsContained(t *testing.T) {
 	code, _ = readClose(t, c2)
 	equal(t, code, websocket.StatusNormalClosure)
 	<-ran
+}
+
+func TestOnCloseRunsWhenTheConnectionEnds(t *testing.T) {
+	t.Parallel()
+	ran := make(chan string, 2)
+	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
+		noErr(t, c.Accept(ctx))
+		c.OnClose(func() { ran <- "registered while open" })
+		_, err := c.ReceiveText(ctx)
+		<-c.Done()
+		c.OnClose(func() { ran <- "registered after the end" })
+		return err
+	})
+	c := dial(t, srv, "/ws", nil)
+	c.CloseNow() // the client vanishes
+	got := map[string]bool{}
+	for range 2 {
+		select {
+		case s := <-ran:
+			got[s] = true
+		case <-time.After(5 * time.Second):
+			t.Fatalf("OnClose functions ran: %v", got)
+		}
+	}
 }

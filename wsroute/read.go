@@ -211,6 +211,9 @@ func (c *Conn) readError(ctx context.Context, err error) error {
 		// coder/websocket has sent 1009; Close completes the handshake.
 		out = fmt.Errorf("%w: %w", ErrMessageTooBig, err)
 	case c.nc.closed.Load() || isDisconnect(err):
+		// The peer is gone. coder/websocket leaves the socket open then:
+		// close it, so that Done and OnClose fire now.
+		c.nc.Close()
 		out = fmt.Errorf("%w: %w", ErrClosed, err)
 	default:
 		out = fmt.Errorf("%w: %w", ErrProtocol, err)
