@@ -144,7 +144,7 @@ func runChaos(t *testing.T, redisOpt *redis.Options, rs *redisServer) string {
 		}
 	}
 	for i, n := range r.nodes {
-		n.onBroadcast = func(room, msg string, err error) { r.pubs.record(i, msg, err != nil) }
+		n.onBroadcast = func(room, msg string, start time.Time, err error) { r.pubs.record(i, msg, start, err != nil) }
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), *chaosDuration+2*time.Minute)
@@ -342,8 +342,8 @@ func runChaos(t *testing.T, redisOpt *redis.Options, rs *redisServer) string {
 			r.nodes[i].cfg.node, s.Broadcasts, s.MessagesOut, s.SlowDisconnects, s.Dropped, s.WriteErrors, s.Received, s.BrokerErrors)
 	}
 	for i, s := range brokerStats {
-		fmt.Fprintf(rep, "broker %s: published %d, publish errors %d, received %d, reconnects %d, outages %d, presence errors %d\n",
-			r.nodes[i].cfg.node, s.Published, s.PublishErrors, s.Received, s.Reconnects, s.Outages, s.PresenceErrors)
+		fmt.Fprintf(rep, "broker %s: published %d, publish errors %d, received %d, duplicates dropped %d, missed %d, reconnects %d, outages %d, presence errors %d\n",
+			r.nodes[i].cfg.node, s.Published, s.PublishErrors, s.Received, s.Duplicates, s.Missed, s.Reconnects, s.Outages, s.PresenceErrors)
 	}
 	for _, o := range r.outages {
 		fmt.Fprintf(rep, "Redis restart: killed at +%v, answering again %v later, every node resubscribed %v after the kill\n",
@@ -447,8 +447,9 @@ func (r *chaosRun) firehose(stop <-chan struct{}) {
 		case <-t.C:
 		}
 		msg := seqMessage("fh", seq, pad)
+		start := time.Now()
 		err := h.BroadcastText(context.Background(), firehose, msg)
-		r.pubs.record(0, msg, err != nil)
+		r.pubs.record(0, msg, start, err != nil)
 	}
 }
 

@@ -184,15 +184,16 @@ type pubLog struct {
 }
 
 type pubRecord struct {
-	at     time.Time
-	failed bool // hub.ErrPublish: local members served, other nodes not
+	start  time.Time // Broadcast called
+	at     time.Time // Broadcast returned
+	failed bool      // hub.ErrPublish: local members served, other nodes not
 }
 
 func newPubLog() *pubLog {
 	return &pubLog{recs: make(map[string][]pubRecord), node: make(map[string]int)}
 }
 
-func (p *pubLog) record(node int, msg string, failed bool) {
+func (p *pubLog) record(node int, msg string, start time.Time, failed bool) {
 	pub, seq, ok := parseSeq(msg)
 	if !ok {
 		return // not a well-behaved publisher's
@@ -207,7 +208,7 @@ func (p *pubLog) record(node int, msg string, failed bool) {
 		}
 		return
 	}
-	p.recs[pub] = append(recs, pubRecord{at: now, failed: failed})
+	p.recs[pub] = append(recs, pubRecord{start: start, at: now, failed: failed})
 	p.node[pub] = node
 }
 

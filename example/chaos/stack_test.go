@@ -77,8 +77,9 @@ type stack struct {
 	served   chan error
 
 	// onBroadcast, when set before traffic starts, sees every broadcast
-	// of /ws/rooms/{room} after the hub returned.
-	onBroadcast func(room, msg string, err error)
+	// of /ws/rooms/{room} after the hub returned; start is when it was
+	// called.
+	onBroadcast func(room, msg string, start time.Time, err error)
 
 	stop func() // doShutdown, once
 }
@@ -269,9 +270,10 @@ func (s *stack) room(ctx context.Context, c *wsroute.Conn) error {
 		if err != nil {
 			return err
 		}
+		start := time.Now()
 		err = s.hub.BroadcastText(ctx, room, msg, hub.Except(c))
 		if s.onBroadcast != nil {
-			s.onBroadcast(room, msg, err)
+			s.onBroadcast(room, msg, start, err)
 		}
 		switch {
 		case errors.Is(err, hub.ErrPublish):

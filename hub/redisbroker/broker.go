@@ -46,6 +46,7 @@ type Broker struct {
 	ps     *redis.PubSub       // the one subscription connection; owned by the subscriber
 	redo   bool                // the receiver asks for a new PubSub
 	unsubs map[string]int      // unsubscribes sent and not yet confirmed
+	fresh  map[string]struct{} // channels subscribed anew: the receiver resets their numbering at the confirmation
 	pres   presence            // local members and what Redis has not been told yet
 	calls  sync.WaitGroup      // Members calls in flight; Add under mu while open
 
@@ -53,6 +54,10 @@ type Broker struct {
 	psChanged chan struct{} // cap 1: ps was replaced
 	presKick  chan struct{} // cap 1: presence is dirty, or a heartbeat is due now
 	pubq      chan *pubReq  // bounded by pubQueue; see Publish
+
+	pubSeq  pubSeqs   // owned by the publisher goroutine
+	recvSeq recvSeqs  // owned by the receiver goroutine
+	lossLog time.Time // owned by the receiver goroutine: the last warning about lost messages
 
 	wg sync.WaitGroup // the four goroutines started by Open
 
@@ -93,6 +98,7 @@ func New(client redis.UniversalClient, opts *Options) *Broker {
 		ready:     make(chan struct{}),
 		want:      make(map[string]struct{}),
 		unsubs:    make(map[string]int),
+		fresh:     make(map[string]struct{}),
 		subKick:   make(chan struct{}, 1),
 		psChanged: make(chan struct{}, 1),
 		presKick:  make(chan struct{}, 1),
@@ -153,8 +159,10 @@ func (b *Broker) Open(node string, deliver func(hub.Envelope)) error {
 
 // Close stops the broker: it ends its goroutines and its subscription
 // connection, and removes this node's presence from Redis (bounded by
-// Options.Timeout). It does not close the Redis client. Close is
-// idempotent; the Hub calls it from Shutdown.
+// Options.Timeout; skipped while Redis is known to be unreachable, since
+// the entries expire by themselves within Options.PresenceTTL). It does
+// not close the Redis client. Close is idempotent; the Hub calls it from
+// Shutdown.
 func (b *Broker) Close() error {
 	b.mu.Lock()
 	if b.state != stateOpen {

@@ -28,7 +28,8 @@
 // of the rooms where it has members (from the first member's join to
 // the last one's leave) and to a channel of its own, where messages for
 // [hub.Hub.SendTo] arrive: the publisher finds the node holding the
-// connection in Redis. A node ignores what it published itself, so
+// connection in Redis. A node ignores what it published itself, and
+// drops a copy of a message it has already handed over (below), so
 // nothing is delivered twice. Messages from one node arrive at another
 // in the order they were published.
 //
@@ -41,13 +42,30 @@
 //	{prefix}:pm:<inst>:<room> hash: connection ID -> {"node":…,"meta":…}
 //	{prefix}:c:<connID>      string: the node holding the connection
 //
-// A message on a channel is a compact binary envelope: a version byte
-// (1), a type byte (1 text, 2 binary), then the origin node, room,
-// target connection and excepted connection, each a uvarint length and
-// raw bytes, and the message itself to the end. Any bytes travel
-// unchanged. A node drops what it cannot decode (another version, or a
-// foreign publisher) and counts it in [Stats].Malformed; nodes of
-// different wire versions must therefore not share a prefix.
+// A message on a channel is a compact binary envelope, version 2:
+//
+//	byte     version, 2
+//	byte     type: 1 text, 2 binary
+//	8 bytes  stream, big-endian
+//	uvarint  sequence number, from 1
+//	uvarint  length, then bytes: origin node
+//	uvarint  length, then bytes: room
+//	uvarint  length, then bytes: target connection
+//	uvarint  length, then bytes: excepted connection
+//	rest     the message
+//
+// Any bytes travel unchanged. The publisher numbers its messages per
+// channel, 1, 2, 3…, in a stream it picks at random when it starts
+// numbering that channel (at Open, or after the channel was idle for ten
+// minutes): a receiver drops a number it has already seen
+// ([Stats].Duplicates: go-redis sent a PUBLISH again after its reply was
+// lost, and Redis ran it twice) and counts the numbers it skipped
+// ([Stats].Missed). A node drops what it cannot decode (an unknown
+// version, or a foreign publisher) and counts it in [Stats].Malformed.
+// This version still reads version 1, the same without stream and
+// number (from a node running an earlier nexio; its messages are not
+// checked); a version-1 node drops what this one publishes, so during a
+// rolling upgrade the nodes not yet upgraded do not hear the others.
 //
 // # Presence
 //
@@ -57,7 +75,8 @@
 // cleaning up (killed, frozen, cut off from Redis) disappear from
 // [Broker.Members], and SendTo stops finding them, at most PresenceTTL
 // after that node's last heartbeat: within 30s with the defaults. A node
-// that shuts down cleanly removes its presence at once.
+// that shuts down cleanly removes its presence at once, unless Redis is
+// unreachable then: its entries expire by themselves.
 //
 // Joins and leaves are recorded in memory and written by a background
 // goroutine, so [hub.Hub.Join] never waits on Redis; a node's own
@@ -75,16 +94,24 @@
 // reconnections.
 //
 // [Broker.Publish], hence Broadcast and SendTo of a remote connection,
-// returns within [Options.Timeout] (1s by default) whatever Redis does:
-// the calls that meet the start of an outage may wait for it, then calls
-// fail at once with an error wrapping [ErrUnavailable] (or [ErrTimeout]
-// when Redis did not answer in time), which the Hub wraps in
-// [hub.ErrPublish]. A background probe notices when Redis answers again.
-// Publish keeps failing for 500ms more, the time every node needs to
-// resubscribe: messages in that window are reported as failed rather
-// than published to nodes that cannot hear them yet. How soon the first
-// failure comes is go-redis' business: it dials DialerRetries times (5 by
-// default, 100ms apart) before giving up on a refused connection; a
+// returns within [Options.Timeout] (1s by default) whatever Redis does,
+// with an error wrapping [ErrUnavailable] (or [ErrTimeout] when Redis did
+// not answer in time), which the Hub wraps in [hub.ErrPublish]. It fails
+// at once, without trying Redis, while either path is down: a command
+// failed, or this node's subscription connection broke, which it notices
+// at once when Redis goes away (a restart, a failover) since the
+// connection is always open (a connection that merely goes silent,
+// within two Heartbeats). A broken subscription counts as much as a
+// failed command: the other nodes' subscriptions broke too, and a
+// PUBLISH that go-redis manages to send meanwhile (it waits out a short
+// outage in its own dial retries) would reach Redis but not them. A
+// background probe notices when commands work again, the subscription
+// notices by itself; Publish keeps failing for 500ms after the later of
+// the two is back, the time every node needs to resubscribe. The calls
+// already on their way when Redis went down may wait for go-redis'
+// retries, within Options.Timeout (see Delivery guarantees). How soon
+// a command fails is go-redis' business: it dials DialerRetries times (5
+// by default, 100ms apart) before giving up on a refused connection; a
 // client with DialerRetries: 1 fails over in one round trip.
 //
 // The subscription connection is go-redis' [redis.PubSub]: when it breaks,
@@ -96,21 +123,55 @@
 //
 // # Delivery guarantees
 //
-// Redis pub/sub delivers at most once, and so does the Broker: a nil
-// error from Publish means Redis accepted the message for every node
-// subscribed at that moment. What the Broker cannot report:
+// Redis pub/sub delivers at most once, and so does the Broker. What is
+// guaranteed:
 //
-//   - Redis answers PUBLISH before it writes the message to the
-//     subscribers: a message acknowledged in the instant Redis dies may
-//     not have left it.
-//   - A node whose own subscription connection breaks while Redis stays up
-//     (a network blip on that node alone) misses what is published until
-//     it has resubscribed, within the retry delay above.
+//   - Each message reaches another node's Hub at most once, in the order
+//     its node published it, even when go-redis sends a PUBLISH again
+//     (its reply was lost with the connection, and Redis ran it twice):
+//     the copy is dropped and counted in [Stats].Duplicates. (Messages
+//     of version-1 nodes are not numbered, hence not checked.)
+//   - A nil error from Publish means Redis accepted the message for
+//     every node subscribed at that moment. An error, counted in
+//     [Stats].PublishErrors, means the other nodes did not get the
+//     message, unless its PUBLISH failed after it was sent: Redis may
+//     have run it (ErrTimeout always leaves that open).
+//   - Publish fails while this node's commands or subscription are down,
+//     and for 500ms after both are back (above).
+//   - A node counts in [Stats].Missed every message it did not receive
+//     from another node on a channel it was subscribed to, as soon as a
+//     later message of that node on that channel arrives, and logs a
+//     warning (at most one a minute). So a loss the publisher was not
+//     told of is still counted where it happened, never silent.
+//
+// What is not guaranteed, and where each loss shows:
+//
+//   - A PUBLISH on its way when Redis dies: Redis answers PUBLISH before
+//     it writes the message to the subscribers, so a message it
+//     acknowledged in that instant may not have left it; and go-redis
+//     may send one again once Redis is back (within Options.Timeout),
+//     before the other nodes have resubscribed. Publish returned nil;
+//     the receiving nodes count the message in Missed.
+//   - A node whose own subscription connection breaks while Redis stays
+//     up (a network blip on that node alone), or that takes longer than
+//     500ms after Redis is back to resubscribe, misses what is published
+//     until it has resubscribed (within the retry delay above). The
+//     publishers are not told; that node counts the messages in Missed.
+//   - In a cluster, while the application's slot moves to another shard
+//     (below), messages published before the nodes resubscribe are lost;
+//     the nodes count them in Missed.
 //   - The first member's join on a node subscribes asynchronously; a
 //     message published by another node in the following round trip
-//     does not reach it.
-//   - In a cluster, while the application's slot moves to another shard
-//     (below), messages published before the nodes resubscribe are lost.
+//     does not reach it, and is not counted: the node was not yet
+//     subscribed.
+//   - Missed counts a loss only once a later message of the same node on
+//     the same channel arrives: the last messages before a node stops
+//     publishing there are not counted, nor are losses across a
+//     publisher's restart or a pause of ten minutes, which start a new
+//     stream, nor losses of version-1 publishers. It also counts the
+//     messages whose PUBLISH failed after being sent (Redis may or may
+//     not have run it), which the publisher counted in PublishErrors
+//     too: Missed counts what did not arrive, not what went unreported.
 //
 // Applications that need more keep a log of their own (Redis Streams, a
 // database) and use broadcasts as notifications.

@@ -262,7 +262,12 @@ func TestSendToConnectionOnOtherNode(t *testing.T) {
 	}, "SendTo a member of B: %v", err)
 	got := onB.recv(t)
 	equal(t, string(got.Data), "psst")
-	noErr(t, b.hub.SendTo(ctx, onA.id, wsroute.MessageBinary, []byte{0, 1, 2}))
+	// onA's route is written by A's presence goroutine just as
+	// asynchronously: it usually is by now, but wait for it too.
+	eventually(t, func() bool {
+		err = b.hub.SendTo(ctx, onA.id, wsroute.MessageBinary, []byte{0, 1, 2})
+		return err == nil
+	}, "SendTo a member of A: %v", err)
 	got = onA.recv(t)
 	equal(t, got.Type, wsroute.MessageBinary)
 	check(t, bytes.Equal(got.Data, []byte{0, 1, 2}), "got %x", got.Data)

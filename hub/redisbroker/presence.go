@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
 	"time"
@@ -152,7 +153,9 @@ func (b *Broker) RemoveMember(ctx context.Context, room string, m hub.Member) er
 // entry expires, at most Options.PresenceTTL after that node's last
 // heartbeat. The list is sorted by node, then connection ID. Members
 // returns within Options.Timeout; when Redis cannot answer, the error
-// wraps ErrUnavailable or ErrTimeout.
+// wraps ErrUnavailable or ErrTimeout. When ctx ends first (the caller
+// went away), the error wraps ctx's: that says nothing about Redis, so
+// it is neither counted nor taken for an outage.
 func (b *Broker) Members(ctx context.Context, room string) ([]hub.Member, error) {
 	b.mu.Lock()
 	switch b.state {
@@ -165,11 +168,16 @@ func (b *Broker) Members(ctx context.Context, room string) ([]hub.Member, error)
 	}
 	b.calls.Add(1)
 	b.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		b.calls.Done()
+		return nil, callerGone(err)
+	}
 	if b.cmdHealth.isDown.Load() {
 		b.calls.Done()
 		return nil, b.cmdHealth.err()
 	}
 
+	caller := ctx
 	ctx, cancel := context.WithTimeout(ctx, b.opts.Timeout)
 	defer cancel()
 	type result struct {
@@ -183,15 +191,37 @@ func (b *Broker) Members(ctx context.Context, room string) ([]hub.Member, error)
 	res := make(chan result, 1)
 	go func() {
 		defer b.calls.Done()
-		ms, err := b.readMembers(ctx, room)
+		ms, err := b.readMembers(caller, ctx, room)
 		res <- result{ms, err}
 	}()
 	select {
 	case r := <-res:
 		return r.ms, r.err
 	case <-ctx.Done():
+		if err := caller.Err(); err != nil {
+			return nil, callerGone(err)
+		}
 		return nil, classify(ctx.Err())
 	}
+}
+
+// callerGone is the error of a call whose caller's context ended first.
+func callerGone(err error) error {
+	return fmt.Errorf("redisbroker: Members: %w", err)
+}
+
+// cmdFailed records that a command of a caller's call failed, and returns
+// the error for the caller. When the caller's context ended (it hung up,
+// or its own deadline passed), the failure is its doing, not Redis': the
+// health of the command path is left alone, so that a client that hangs
+// up cannot make Publish fail for everyone. Only failures that say
+// something about Redis (network errors, the broker's own Timeout) count.
+func (b *Broker) cmdFailed(caller context.Context, err error) error {
+	if cerr := caller.Err(); cerr != nil {
+		return callerGone(cerr)
+	}
+	b.cmdHealth.fail(err)
+	return classify(err)
 }
 
 // dropStale removes an instance from a room's set if its hash expired,
@@ -202,11 +232,12 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
 end
 return 0`
 
-func (b *Broker) readMembers(ctx context.Context, room string) ([]hub.Member, error) {
+// readMembers reads room's members from Redis with ctx, which is the
+// caller's context bounded by Options.Timeout.
+func (b *Broker) readMembers(caller, ctx context.Context, room string) ([]hub.Member, error) {
 	insts, err := b.client.SMembers(ctx, b.roomSetKey(room)).Result()
 	if err != nil {
-		b.cmdHealth.fail(err)
-		return nil, classify(err)
+		return nil, b.cmdFailed(caller, err)
 	}
 	var (
 		pipe  redis.Pipeliner
@@ -225,8 +256,7 @@ func (b *Broker) readMembers(ctx context.Context, room string) ([]hub.Member, er
 	}
 	if pipe != nil {
 		if _, err := pipe.Exec(ctx); err != nil {
-			b.cmdHealth.fail(err)
-			return nil, classify(err)
+			return nil, b.cmdFailed(caller, err)
 		}
 	}
 	b.cmdHealth.ok()
@@ -288,6 +318,11 @@ func (b *Broker) runPresence() {
 			beat = true
 		case <-tick.C:
 			beat = true
+		}
+		if b.ctx.Err() != nil {
+			// Closed while another case was ready too: Close removes
+			// the presence itself; a write now would be cut short.
+			return
 		}
 		if b.cmdHealth.isDown.Load() {
 			// During an outage only this probe talks to Redis for
@@ -440,7 +475,9 @@ func (b *Broker) flush() error {
 }
 
 // removePresence deletes this node's presence from Redis, at Close.
-// Should Redis be unreachable, the entries expire by themselves.
+// Should Redis be unreachable, the entries expire by themselves: when
+// this node already knows it is (either path is down), Close does not
+// wait Options.Timeout to find out again.
 func (b *Broker) removePresence() error {
 	b.mu.Lock()
 	p := &b.pres
@@ -458,6 +495,11 @@ func (b *Broker) removePresence() error {
 	p.init()
 	b.mu.Unlock()
 	if len(rooms)+len(conns) == 0 {
+		return nil
+	}
+	if b.cmdHealth.isDown.Load() || b.subHealth.isDown.Load() {
+		b.log.Info("redisbroker: Redis unreachable at Close; this node's presence expires by itself",
+			"node", b.node, "ttl", b.opts.PresenceTTL)
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.opts.Timeout)

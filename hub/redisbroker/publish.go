@@ -24,9 +24,10 @@ const (
 
 // pubReq is one Publish call handed to the publisher goroutine.
 type pubReq struct {
-	channel string // room channel, or "" when target is set
-	target  string // connection ID to route to through its node's channel
-	payload []byte
+	channel string       // room channel, or "" when target is set
+	target  string       // connection ID to route to through its node's channel
+	typ     byte         // wireText or wireBinary
+	payload []byte       // newUnsealed: the publisher numbers and seals it
 	state   atomic.Int32 // reqQueued, then reqClaimed by the publisher or reqAbandoned by the caller
 	done    chan error   // cap 1: the publisher's answer
 }
@@ -46,8 +47,12 @@ const (
 // Redis does: with an error wrapping ErrUnavailable when Redis refused or
 // failed the command, ErrTimeout when it did not answer in time. Either
 // means members on other nodes did not get the message (a late answer
-// aside), and is counted in Stats.PublishErrors. Messages published by
-// one node reach every other node in the order Publish was called.
+// aside), and is counted in Stats.PublishErrors. Publish fails at once
+// with ErrUnavailable, without trying Redis, while a command has failed
+// or this node's subscription is down, and for 500ms after both are
+// back: the other nodes may not be listening yet (see the package doc,
+// When Redis is down). Messages published by one node reach every other
+// node at most once, in the order Publish was called.
 func (b *Broker) Publish(ctx context.Context, e hub.Envelope) error {
 	if err := b.isOpen(); err != nil {
 		return err
@@ -61,21 +66,12 @@ func (b *Broker) Publish(ctx context.Context, e hub.Envelope) error {
 	if b.mode.Load() == modeUnknown {
 		return b.pubFailed(fmt.Errorf("%w: Redis has not been reached yet", ErrUnavailable))
 	}
-	if b.cmdHealth.isDown.Load() {
-		// Fail fast during an outage rather than queue behind a
-		// pipeline that waits on go-redis' dial retries: the presence
-		// goroutine probes Redis and lifts this as soon as it answers.
-		return b.pubFailed(b.cmdHealth.err())
-	}
-	if b.cmdHealth.settling(settle) {
-		// Redis just came back. The other nodes' subscriptions come back
-		// within their reconnect backoff; until they surely have, a
-		// message would reach Redis but not them. Report it as failed
-		// rather than lose it silently.
-		return b.pubFailed(fmt.Errorf("%w: Redis is back, waiting %v for every node to resubscribe", ErrUnavailable, settle))
+	if err := b.unavailable(); err != nil {
+		return b.pubFailed(err)
 	}
 	r := &pubReq{
-		payload: appendEnvelope(make([]byte, 0, envelopeSize(e)), e),
+		typ:     wireType(e.Type),
+		payload: newUnsealed(e),
 		done:    make(chan error, 1),
 	}
 	if e.Target != "" {
@@ -177,9 +173,15 @@ func (b *Broker) runPublisher() {
 				n++
 			}
 		}
-		if b.cmdHealth.isDown.Load() {
+		err := b.unavailable()
+		if b.ctx.Err() != nil {
+			// Closed meanwhile (select picks at random among the ready
+			// cases): a command now would be cut short, after go-redis
+			// had started dialing for it.
+			err = ErrClosed
+		}
+		if err != nil {
 			// Queued before the outage was known: fail them now too.
-			err := b.cmdHealth.err()
 			for _, r := range batch[:n] {
 				r.done <- err
 			}
@@ -210,14 +212,19 @@ func (b *Broker) publishBatch(batch []*pubReq) {
 	sharded := b.mode.Load() == modeSharded
 	pipe := b.client.Pipeline()
 	cmds := make([]*redis.IntCmd, len(batch))
+	now := time.Now()
 	for i, r := range batch {
 		if r.channel == "" {
 			continue // answered by route
 		}
+		// Numbered here, in the order Redis runs them. A number is
+		// never used twice: should go-redis send this pipeline again,
+		// the receivers recognise the copies and drop them.
+		msg := sealEnvelope(r.payload, r.typ, b.pubSeq.next(r.channel, now))
 		if sharded {
-			cmds[i] = pipe.SPublish(ctx, r.channel, r.payload)
+			cmds[i] = pipe.SPublish(ctx, r.channel, msg)
 		} else {
-			cmds[i] = pipe.Publish(ctx, r.channel, r.payload)
+			cmds[i] = pipe.Publish(ctx, r.channel, msg)
 		}
 	}
 	if pipe.Len() == 0 {

@@ -14,6 +14,8 @@ type Stats struct {
 	PublishErrors  uint64 // Publish calls that failed: Redis down or slow (ErrUnavailable, ErrTimeout)
 	NoSuchConn     uint64 // messages to a connection that no node holds (ErrNoSuchConn)
 	Received       uint64 // messages from other nodes handed to the Hub
+	Duplicates     uint64 // messages from other nodes received again, or after a later one (go-redis sent a PUBLISH again); dropped
+	Missed         uint64 // messages from other nodes that never arrived here: gaps in their sequence numbers (see the package doc)
 	Malformed      uint64 // payloads on this node's channels that did not decode; dropped
 	Reconnects     uint64 // times the subscription connection came back after a loss
 	Outages        uint64 // times Redis became unreachable (commands, subscription or both)
@@ -27,6 +29,8 @@ type counters struct {
 	publishErrors  atomic.Uint64
 	noSuchConn     atomic.Uint64
 	received       atomic.Uint64
+	duplicates     atomic.Uint64
+	missed         atomic.Uint64
 	malformed      atomic.Uint64
 	reconnects     atomic.Uint64
 	outages        atomic.Uint64
@@ -48,6 +52,8 @@ func (b *Broker) Stats() Stats {
 		PublishErrors:  s.publishErrors.Load(),
 		NoSuchConn:     s.noSuchConn.Load(),
 		Received:       s.received.Load(),
+		Duplicates:     s.duplicates.Load(),
+		Missed:         s.missed.Load(),
 		Malformed:      s.malformed.Load(),
 		Reconnects:     s.reconnects.Load(),
 		Outages:        s.outages.Load(),
@@ -109,9 +115,32 @@ func (h *health) settling(d time.Duration) bool {
 func (h *health) err() error {
 	d := time.Since(time.Unix(0, h.since.Load())).Round(time.Millisecond)
 	if v := h.last.Load(); v != nil {
-		return fmt.Errorf("%w: unreachable for %v: %w", ErrUnavailable, d, v.err)
+		return fmt.Errorf("%w: %s down for %v: %w", ErrUnavailable, h.path, d, v.err)
 	}
-	return fmt.Errorf("%w: unreachable for %v", ErrUnavailable, d)
+	return fmt.Errorf("%w: %s down for %v", ErrUnavailable, h.path, d)
+}
+
+// unavailable returns why Publish must refuse a message now, or nil.
+//
+// A message is refused while either path is down, and for settle after
+// the later of the two came back. The subscription counts as much as
+// the commands: when this node's subscription connection broke, Redis
+// most likely went away for every node (a restart, a failover), and the
+// other nodes are reconnecting too. A PUBLISH that go-redis manages to
+// send in that time (it waits out a short outage in its own dial
+// retries) reaches Redis but not them, so it is refused and reported
+// rather than lost without a word.
+func (b *Broker) unavailable() error {
+	if b.cmdHealth.isDown.Load() {
+		return b.cmdHealth.err()
+	}
+	if b.subHealth.isDown.Load() {
+		return b.subHealth.err()
+	}
+	if b.cmdHealth.settling(settle) || b.subHealth.settling(settle) {
+		return fmt.Errorf("%w: Redis is back, waiting %v for every node to resubscribe", ErrUnavailable, settle)
+	}
+	return nil
 }
 
 // outage logs Redis outages: one warning when the first path goes down,

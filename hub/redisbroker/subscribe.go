@@ -42,7 +42,7 @@ func (b *Broker) runSubscriber() {
 		redo := ps == nil || b.redo
 		b.mu.Unlock()
 		if redo {
-			np, chans, err := b.newPubSub()
+			np, chans, err := b.newPubSub(have)
 			if err != nil {
 				b.subHealth.fail(err)
 				if !bo.wait(b.ctx) {
@@ -64,8 +64,8 @@ func (b *Broker) runSubscriber() {
 }
 
 // newPubSub creates a PubSub subscribed to every wanted channel and makes
-// it b.ps, closing the previous one.
-func (b *Broker) newPubSub() (*redis.PubSub, map[string]struct{}, error) {
+// it b.ps, closing the previous one, which had been told prev.
+func (b *Broker) newPubSub(prev map[string]struct{}) (*redis.PubSub, map[string]struct{}, error) {
 	if b.mode.Load() == modeUnknown {
 		if err := b.resolveMode(); err != nil {
 			return nil, nil, err
@@ -77,6 +77,11 @@ func (b *Broker) newPubSub() (*redis.PubSub, map[string]struct{}, error) {
 	for ch := range b.want {
 		chans = append(chans, ch)
 		have[ch] = struct{}{}
+		if _, ok := prev[ch]; !ok {
+			// New, not carried over from the previous PubSub: its
+			// numbering starts afresh (see seq.go).
+			b.fresh[ch] = struct{}{}
+		}
 	}
 	b.mu.Unlock()
 
@@ -118,6 +123,7 @@ func (b *Broker) applyWant(ps *redis.PubSub, have map[string]struct{}) {
 		if _, ok := have[ch]; !ok {
 			add = append(add, ch)
 			have[ch] = struct{}{}
+			b.fresh[ch] = struct{}{}
 		}
 	}
 	for ch := range have {
@@ -203,6 +209,10 @@ func (b *Broker) runReceiver() {
 			ps, pinged = cur, false
 		}
 		msg, err := ps.ReceiveTimeout(b.ctx, b.opts.Heartbeat)
+		now := time.Now()
+		if b.recvSeq.due(now) {
+			b.sweepSeqs(now)
+		}
 		if err != nil {
 			if b.ctx.Err() != nil {
 				return
@@ -256,10 +266,11 @@ func (b *Broker) runReceiver() {
 		pinged = false
 		switch m := msg.(type) {
 		case *redis.Message:
-			b.receive(m)
+			b.receive(m, now)
 		case *redis.Subscription:
 			switch m.Kind {
 			case "subscribe", "ssubscribe":
+				b.subscribed(m.Channel)
 				b.stats.subscribed.Store(true)
 				if lost {
 					lost = false
@@ -274,16 +285,18 @@ func (b *Broker) runReceiver() {
 					close(b.ready)
 				}
 			case "unsubscribe", "sunsubscribe":
-				b.unsubscribed(m.Channel)
+				if b.unsubscribed(m.Channel) {
+					b.recvSeq.reset(m.Channel)
+				}
 			}
 		}
 	}
 }
 
 // receive decodes a message and hands it to the Hub unless this node
-// published it.
-func (b *Broker) receive(m *redis.Message) {
-	e, err := decodeEnvelope([]byte(m.Payload))
+// published it or it is a copy of one already handed over.
+func (b *Broker) receive(m *redis.Message, now time.Time) {
+	e, sq, err := decodeEnvelope([]byte(m.Payload))
 	if err != nil {
 		if b.stats.malformed.Add(1) == 1 {
 			b.log.Warn("redisbroker: dropping a message that does not decode (another version, or another publisher, on this prefix?); further ones are only counted",
@@ -294,14 +307,66 @@ func (b *Broker) receive(m *redis.Message) {
 	if e.Origin == b.node {
 		return // ours: the Hub served its local members already
 	}
+	dup, missed := b.recvSeq.check(m.Channel, sq, now)
+	if dup {
+		b.stats.duplicates.Add(1)
+		return
+	}
+	if missed > 0 {
+		b.lost(e.Origin, m.Channel, missed, now)
+	}
 	b.stats.received.Add(1)
 	b.deliver(e)
 }
 
+// lossLogEvery spaces the warnings about messages that never arrived.
+const lossLogEvery = time.Minute
+
+// lost counts messages from origin on ch that never arrived, and says so
+// in the log at most once per lossLogEvery.
+func (b *Broker) lost(origin, ch string, n uint64, now time.Time) {
+	total := b.stats.missed.Add(n)
+	if !b.lossLog.IsZero() && now.Sub(b.lossLog) < lossLogEvery {
+		return
+	}
+	b.lossLog = now
+	b.log.Warn("redisbroker: messages from another node never arrived (published while this node could not hear them); counted in Stats.Missed, further ones are logged at most once a minute",
+		"node", b.node, "from", origin, "channel", ch, "missed", n, "missed_total", total)
+}
+
+// subscribed handles a subscribe confirmation: a channel subscribed anew
+// (not resubscribed after a reconnection) starts its numbering afresh.
+func (b *Broker) subscribed(ch string) {
+	b.mu.Lock()
+	_, fresh := b.fresh[ch]
+	delete(b.fresh, ch)
+	b.mu.Unlock()
+	if fresh {
+		b.recvSeq.reset(ch)
+	}
+}
+
+// sweepSeqs forgets the numbering of idle streams and of the channels no
+// longer wanted.
+func (b *Broker) sweepSeqs(now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.recvSeq.sweep(now, func(ch string) bool {
+		_, ok := b.want[ch]
+		return ok
+	})
+	for ch := range b.fresh {
+		if _, ok := b.want[ch]; !ok {
+			delete(b.fresh, ch) // subscribed and unsubscribed while Redis was away
+		}
+	}
+}
+
 // unsubscribed handles an unsubscribe confirmation: expected when the
-// subscriber asked for it, otherwise Redis dropped a channel we still
-// want (a sharded channel whose slot moved) and a new PubSub is needed.
-func (b *Broker) unsubscribed(ch string) {
+// subscriber asked for it (it reports true), otherwise Redis dropped a
+// channel we still want (a sharded channel whose slot moved) and a new
+// PubSub is needed.
+func (b *Broker) unsubscribed(ch string) bool {
 	b.mu.Lock()
 	if n := b.unsubs[ch]; n > 0 {
 		if n == 1 {
@@ -310,7 +375,7 @@ func (b *Broker) unsubscribed(ch string) {
 			b.unsubs[ch] = n - 1
 		}
 		b.mu.Unlock()
-		return
+		return true
 	}
 	_, wanted := b.want[ch]
 	first := wanted && !b.redo // one log line for all the channels dropped at once
@@ -324,6 +389,7 @@ func (b *Broker) unsubscribed(ch string) {
 	if wanted {
 		kick(b.subKick)
 	}
+	return false
 }
 
 // beatNow asks the presence goroutine for a heartbeat at once.
