@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/coder/websocket"
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -61,24 +63,24 @@ func TestUnderChiCommonMiddleware(t *testing.T) {
 	}
 
 	c := dial(t, srv, "/ws/user/al%20ice?token=visible", from("203.0.113.9"))
-	_, msg, err := c.Read(tctx(t))
-	noErr(t, err)
-	equal(t, string(msg), "Welcome, User al ice! ip=203.0.113.9 reqid=true")
-	equal(t, roundTrip(t, c, "hi"), "Echo: hi")
-	noErr(t, c.Close(websocket.StatusNormalClosure, ""))
+	_, msg, err := c.Read(testutil.Ctx(t))
+	testutil.NoErr(t, err)
+	testutil.Equal(t, string(msg), "Welcome, User al ice! ip=203.0.113.9 reqid=true")
+	testutil.Equal(t, roundTrip(t, c, "hi"), "Echo: hi")
+	testutil.NoErr(t, c.Close(websocket.StatusNormalClosure, ""))
 
 	// chi's Logger logs when the handler returns, with status 101, and
 	// prints the query as it came: the package documentation warns.
-	eventually(t, func() bool { return strings.Contains(chiLog.String(), " 101 ") }, "chi's Logger: %s", &chiLog)
-	check(t, strings.Contains(chiLog.String(), "token=visible"), "chi's Logger: %s", &chiLog)
+	testutil.Eventually(t, func() bool { return strings.Contains(chiLog.String(), " 101 ") }, "chi's Logger: %s", &chiLog)
+	testutil.Check(t, strings.Contains(chiLog.String(), "token=visible"), "chi's Logger: %s", &chiLog)
 
 	// The rate limit counts per real IP: this one has one attempt left,
 	// another IP has two.
 	firstMessage(t, srv, "/ws/user/1", from("203.0.113.9"))
 	c = dial(t, srv, "/ws/user/1", from("203.0.113.9"))
 	code, reason := readClose(t, c)
-	equal(t, code, 4003)
-	equal(t, reason, "Rate limit exceeded")
+	testutil.Equal(t, code, 4003)
+	testutil.Equal(t, reason, "Rate limit exceeded")
 	firstMessage(t, srv, "/ws/user/1", from("198.51.100.1"))
 	firstMessage(t, srv, "/ws/user/1", from("198.51.100.1"))
 }
@@ -121,7 +123,7 @@ func TestClientIP(t *testing.T) {
 				"X-Real-Ip":       {"203.0.113.9"},
 				"X-Forwarded-For": {"198.51.100.4"},
 			}})
-			equal(t, got, tc.want+" "+tc.want)
+			testutil.Equal(t, got, tc.want+" "+tc.want)
 		})
 	}
 }
@@ -138,18 +140,18 @@ func TestUnderThrottle(t *testing.T) {
 	srv := start(t, r)
 	a := dial(t, srv, "/ws", nil)
 	b := dial(t, srv, "/ws", nil)
-	equal(t, roundTrip(t, a, "a"), "Echo: a")
-	equal(t, roundTrip(t, b, "b"), "Echo: b")
-	_, resp, err := websocket.Dial(tctx(t), wsURL(srv, "/ws"), nil)
-	check(t, err != nil, "a third connection got through Throttle(2)")
-	equal(t, resp.StatusCode, http.StatusTooManyRequests)
-	noErr(t, a.Close(websocket.StatusNormalClosure, ""))
+	testutil.Equal(t, roundTrip(t, a, "a"), "Echo: a")
+	testutil.Equal(t, roundTrip(t, b, "b"), "Echo: b")
+	_, resp, err := websocket.Dial(testutil.Ctx(t), wsURL(srv, "/ws"), nil)
+	testutil.Check(t, err != nil, "a third connection got through Throttle(2)")
+	testutil.Equal(t, resp.StatusCode, http.StatusTooManyRequests)
+	testutil.NoErr(t, a.Close(websocket.StatusNormalClosure, ""))
 	var c *websocket.Conn
-	eventually(t, func() bool {
-		c, _, err = websocket.Dial(tctx(t), wsURL(srv, "/ws"), nil)
+	testutil.Eventually(t, func() bool {
+		c, _, err = websocket.Dial(testutil.Ctx(t), wsURL(srv, "/ws"), nil)
 		return err == nil
 	}, "no place freed after a connection closed")
-	equal(t, roundTrip(t, c, "c"), "Echo: c")
+	testutil.Equal(t, roundTrip(t, c, "c"), "Echo: c")
 	c.Close(websocket.StatusNormalClosure, "")
 	b.Close(websocket.StatusNormalClosure, "")
 }
@@ -210,20 +212,20 @@ func TestUnderTimeout(t *testing.T) {
 	t.Cleanup(srv.Close)
 
 	echoConn := dial(t, srv, "/ws/echo", nil)
-	equal(t, roundTrip(t, echoConn, "a"), "Echo: a ctx=<nil>")
+	testutil.Equal(t, roundTrip(t, echoConn, "a"), "Echo: a ctx=<nil>")
 	time.Sleep(2 * timeout)
-	equal(t, roundTrip(t, echoConn, "b"), "Echo: b ctx=context deadline exceeded")
-	noErr(t, echoConn.Close(websocket.StatusNormalClosure, ""))
+	testutil.Equal(t, roundTrip(t, echoConn, "b"), "Echo: b ctx=context deadline exceeded")
+	testutil.NoErr(t, echoConn.Close(websocket.StatusNormalClosure, ""))
 
 	start := time.Now()
 	feed := dial(t, srv, "/ws/feed", nil)
 	code, _ := readClose(t, feed)
-	equal(t, code, websocket.StatusNormalClosure)
-	check(t, time.Since(start) < 10*timeout, "the feed lasted %v", time.Since(start))
+	testutil.Equal(t, code, websocket.StatusNormalClosure)
+	testutil.Check(t, time.Since(start) < 10*timeout, "the feed lasted %v", time.Since(start))
 
-	equal(t, firstMessage(t, srv, "/ws/safe", nil), "still here, ctx=<nil>")
+	testutil.Equal(t, firstMessage(t, srv, "/ws/safe", nil), "still here, ctx=<nil>")
 
-	eventually(t, func() bool {
+	testutil.Eventually(t, func() bool {
 		return strings.Contains(logs.String(), "chiadapter: a WebSocket route's request context has a deadline")
 	},
 		"no warning logged:\n%s", logs)
@@ -231,8 +233,8 @@ func TestUnderTimeout(t *testing.T) {
 	again := dial(t, srv, "/ws/echo", nil)
 	roundTrip(t, again, "c")
 	again.Close(websocket.StatusNormalClosure, "")
-	equal(t, strings.Count(logs.String(), "request context has a deadline"), 2)
-	eventually(t, func() bool { return strings.Contains(httpErrors.String(), "hijacked connection") },
+	testutil.Equal(t, strings.Count(logs.String(), "request context has a deadline"), 2)
+	testutil.Eventually(t, func() bool { return strings.Contains(httpErrors.String(), "hijacked connection") },
 		"Timeout's 504 on the hijacked connection was not logged by net/http: %q", &httpErrors)
 }
 
@@ -259,14 +261,14 @@ func TestSubprotocolAuthThroughChiWrappers(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			c := dial(t, srv, "/ws", &websocket.DialOptions{Subprotocols: tc.protos})
-			equal(t, c.Subprotocol(), "bearer")
+			testutil.Equal(t, c.Subprotocol(), "bearer")
 			if tc.wantCode == 0 {
-				equal(t, roundTrip(t, c, "hi"), "Echo: hi")
+				testutil.Equal(t, roundTrip(t, c, "hi"), "Echo: hi")
 				c.Close(websocket.StatusNormalClosure, "")
 				return
 			}
 			code, _ := readClose(t, c)
-			equal(t, code, tc.wantCode)
+			testutil.Equal(t, code, tc.wantCode)
 		})
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/coder/websocket"
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -84,21 +86,21 @@ func TestDocsMiddlewareOnChi(t *testing.T) {
 		}
 		return &websocket.DialOptions{HTTPHeader: h}
 	}
-	equal(t, firstMessage(t, srv, "/ws/user/al%20ice", header("10.0.0.1", "valid_token")), "Welcome, User al ice!")
+	testutil.Equal(t, firstMessage(t, srv, "/ws/user/al%20ice", header("10.0.0.1", "valid_token")), "Welcome, User al ice!")
 
 	c := dial(t, srv, "/ws/user/1", header("10.0.0.1", ""))
 	code, reason := readClose(t, c)
-	equal(t, code, 4001)
-	equal(t, reason, "Unauthorized")
+	testutil.Equal(t, code, 4001)
+	testutil.Equal(t, reason, "Unauthorized")
 
 	c = dial(t, srv, "/ws/user/1", header("192.168.1.1", "valid_token"))
 	code, reason = readClose(t, c)
-	equal(t, code, 4003)
-	equal(t, reason, "Rate limit exceeded")
+	testutil.Equal(t, code, 4003)
+	testutil.Equal(t, reason, "Rate limit exceeded")
 
 	mu.Lock()
 	defer mu.Unlock()
-	equal(t, printed.String(), "WebSocket request: /ws/user/al%20ice\nWebSocket request: /ws/user/1\n")
+	testutil.Equal(t, printed.String(), "WebSocket request: /ws/user/al%20ice\nWebSocket request: /ws/user/1\n")
 }
 
 // TestDemoStack is the demo server's stack: every route logged and rate
@@ -122,7 +124,7 @@ func TestDemoStack(t *testing.T) {
 		}
 		h.Set("X-Real-Ip", ip)
 		c := dial(t, srv, "/ws/secure/echo"+query, &websocket.DialOptions{HTTPHeader: h})
-		ctx := tctx(t)
+		ctx := testutil.Ctx(t)
 		c.Write(ctx, websocket.MessageText, []byte("hi"))
 		_, msg, err := c.Read(ctx)
 		if err != nil {
@@ -147,8 +149,8 @@ func TestDemoStack(t *testing.T) {
 	}
 	for i, tc := range testCases {
 		msg, code := secure(fmt.Sprintf("10.1.0.%d", i), tc.header, tc.query)
-		equal(t, msg, tc.wantMsg)
-		equal(t, code, tc.wantCode)
+		testutil.Equal(t, msg, tc.wantMsg)
+		testutil.Equal(t, code, tc.wantCode)
 	}
 
 	// One IP over its rate sees 4003 on any route, before auth: with or
@@ -168,8 +170,8 @@ func TestDemoStack(t *testing.T) {
 		}
 	}
 	refill := int(20*time.Since(start).Seconds()) + 1
-	check(t, allowed >= 40 && allowed <= 40+refill, "%d attempts let through to auth, want 40 (+%d refill)", allowed, refill)
-	check(t, limited > 0, "no attempt was rate limited")
+	testutil.Check(t, allowed >= 40 && allowed <= 40+refill, "%d attempts let through to auth, want 40 (+%d refill)", allowed, refill)
+	testutil.Check(t, limited > 0, "no attempt was rate limited")
 
 	// The bucket refills (20 a second) while the test runs, so some
 	// attempts may get through; a client that keeps trying is soon told.
@@ -177,7 +179,7 @@ func TestDemoStack(t *testing.T) {
 		var err error
 		for range 100 {
 			c := dial(t, srv, path, &websocket.DialOptions{HTTPHeader: http.Header{"X-Real-Ip": {ip}}})
-			ctx := tctx(t)
+			ctx := testutil.Ctx(t)
 			c.Write(ctx, websocket.MessageText, []byte("hi"))
 			if _, _, err = c.Read(ctx); err != nil {
 				break
@@ -185,6 +187,6 @@ func TestDemoStack(t *testing.T) {
 			c.Close(websocket.StatusNormalClosure, "")
 		}
 		var ce websocket.CloseError
-		check(t, errors.As(err, &ce) && ce.Code == 4003 && ce.Reason == "Rate limit exceeded", "%s over the limit: %v", path, err)
+		testutil.Check(t, errors.As(err, &ce) && ce.Code == 4003 && ce.Reason == "Rate limit exceeded", "%s over the limit: %v", path, err)
 	}
 }

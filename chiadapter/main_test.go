@@ -11,7 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/nexio-go/nexio/internal/testutil"
 
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"
@@ -31,27 +32,6 @@ func TestMain(m *testing.M) {
 }
 
 // Tiny assertion helpers: tests read as plain Go.
-
-func check(t testing.TB, ok bool, format string, args ...any) {
-	t.Helper()
-	if !ok {
-		t.Fatalf(format, args...)
-	}
-}
-
-func noErr(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatalf("unexpected error: %v", err)
-	}
-}
-
-func equal[T comparable](t testing.TB, got, want T) {
-	t.Helper()
-	if got != want {
-		t.Fatalf("got %v, want %v", got, want)
-	}
-}
 
 // logBuffer collects log output for assertions.
 type logBuffer struct {
@@ -88,15 +68,9 @@ func wsURL(srv *httptest.Server, path string) string {
 	return "ws" + strings.TrimPrefix(srv.URL, "http") + path
 }
 
-func tctx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func dial(t testing.TB, srv *httptest.Server, path string, opts *websocket.DialOptions) *websocket.Conn {
 	t.Helper()
-	c, resp, err := websocket.Dial(tctx(t), wsURL(srv, path), opts)
+	c, resp, err := websocket.Dial(testutil.Ctx(t), wsURL(srv, path), opts)
 	if err != nil {
 		status := 0
 		if resp != nil {
@@ -112,7 +86,7 @@ func dial(t testing.TB, srv *httptest.Server, path string, opts *websocket.DialO
 // and reason the server sent (-1 if none).
 func readClose(t testing.TB, c *websocket.Conn) (websocket.StatusCode, string) {
 	t.Helper()
-	ctx := tctx(t)
+	ctx := testutil.Ctx(t)
 	for {
 		_, _, err := c.Read(ctx)
 		if err == nil {
@@ -131,8 +105,8 @@ func readClose(t testing.TB, c *websocket.Conn) (websocket.StatusCode, string) {
 func firstMessage(t testing.TB, srv *httptest.Server, path string, opts *websocket.DialOptions) string {
 	t.Helper()
 	c := dial(t, srv, path, opts)
-	_, msg, err := c.Read(tctx(t))
-	noErr(t, err)
+	_, msg, err := c.Read(testutil.Ctx(t))
+	testutil.NoErr(t, err)
 	c.Close(websocket.StatusNormalClosure, "")
 	return string(msg)
 }
@@ -155,22 +129,11 @@ func echo(ctx context.Context, c *wsroute.Conn) error {
 
 func roundTrip(t testing.TB, c *websocket.Conn, msg string) string {
 	t.Helper()
-	ctx := tctx(t)
-	noErr(t, c.Write(ctx, websocket.MessageText, []byte(msg)))
+	ctx := testutil.Ctx(t)
+	testutil.NoErr(t, c.Write(ctx, websocket.MessageText, []byte(msg)))
 	_, got, err := c.Read(ctx)
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	return string(got)
-}
-
-func eventually(t testing.TB, cond func() bool, format string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf(format, args...)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func mustPanic(t testing.TB, prefix string, f func()) {
@@ -178,9 +141,9 @@ func mustPanic(t testing.TB, prefix string, f func()) {
 	defer func() {
 		t.Helper()
 		p := recover()
-		check(t, p != nil, "did not panic")
+		testutil.Check(t, p != nil, "did not panic")
 		msg := fmt.Sprint(p)
-		check(t, strings.HasPrefix(msg, prefix), "panic %q does not start with %q", msg, prefix)
+		testutil.Check(t, strings.HasPrefix(msg, prefix), "panic %q does not start with %q", msg, prefix)
 	}()
 	f()
 }

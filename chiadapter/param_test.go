@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/go-chi/chi/v5"
 
 	"github.com/nexio-go/nexio/chiadapter"
@@ -41,7 +43,7 @@ func TestParamIsDecoded(t *testing.T) {
 	for _, tc := range testCases {
 		t.Run(tc.path, func(t *testing.T) {
 			t.Parallel()
-			equal(t, firstMessage(t, srv, tc.path, nil), tc.want)
+			testutil.Equal(t, firstMessage(t, srv, tc.path, nil), tc.want)
 		})
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/coder/websocket"
 	"github.com/go-chi/chi/v5"
 
@@ -81,7 +83,7 @@ func TestStackOrder(t *testing.T) {
 	for _, tc := range testCases {
 		t.Run(tc.path, func(t *testing.T) {
 			t.Parallel()
-			equal(t, firstMessage(t, srv, tc.path, nil), tc.want)
+			testutil.Equal(t, firstMessage(t, srv, tc.path, nil), tc.want)
 		})
 	}
 }
@@ -96,10 +98,10 @@ func TestUseWhileServing(t *testing.T) {
 	ws.Use(tag("A"))
 	ws.Handle("/ws", reportTrail)
 	srv := start(t, r)
-	equal(t, firstMessage(t, srv, "/ws", nil), "A handler")
-	equal(t, firstMessage(t, srv, "/ws", nil), "A handler")
+	testutil.Equal(t, firstMessage(t, srv, "/ws", nil), "A handler")
+	testutil.Equal(t, firstMessage(t, srv, "/ws", nil), "A handler")
 	ws.Use(tag("B"))
-	equal(t, firstMessage(t, srv, "/ws", nil), "A B handler")
+	testutil.Equal(t, firstMessage(t, srv, "/ws", nil), "A B handler")
 
 	var wg sync.WaitGroup
 	trails := make([]string, 20)
@@ -111,13 +113,13 @@ func TestUseWhileServing(t *testing.T) {
 		}()
 		go func() {
 			defer wg.Done()
-			c, _, err := websocket.Dial(tctx(t), wsURL(srv, "/ws"), nil)
+			c, _, err := websocket.Dial(testutil.Ctx(t), wsURL(srv, "/ws"), nil)
 			if err != nil {
 				trails[i] = err.Error()
 				return
 			}
 			defer c.CloseNow()
-			_, msg, err := c.Read(tctx(t))
+			_, msg, err := c.Read(testutil.Ctx(t))
 			trails[i] = string(msg)
 			if err != nil {
 				trails[i] = err.Error()
@@ -126,9 +128,9 @@ func TestUseWhileServing(t *testing.T) {
 	}
 	wg.Wait()
 	for i, trail := range trails {
-		check(t, strings.HasPrefix(trail, "A B") && strings.HasSuffix(trail, " handler"), "connection %d: trail %q", i, trail)
+		testutil.Check(t, strings.HasPrefix(trail, "A B") && strings.HasSuffix(trail, " handler"), "connection %d: trail %q", i, trail)
 	}
-	equal(t, firstMessage(t, srv, "/ws", nil), "A B"+strings.Repeat(" x", 20)+" handler")
+	testutil.Equal(t, firstMessage(t, srv, "/ws", nil), "A B"+strings.Repeat(" x", 20)+" handler")
 }
 
 // TestChainBuiltOncePerRoute: a middleware's outer function runs when
@@ -149,12 +151,12 @@ func TestChainBuiltOncePerRoute(t *testing.T) {
 	for range 5 {
 		firstMessage(t, srv, "/ws", nil)
 	}
-	equal(t, builds.Load(), 1)
+	testutil.Equal(t, builds.Load(), 1)
 	ws.Use(tag("B"))
 	for range 5 {
 		firstMessage(t, srv, "/ws", nil)
 	}
-	equal(t, builds.Load(), 2)
+	testutil.Equal(t, builds.Load(), 2)
 }
 
 func TestPlainHTTPNeverReachesTheStack(t *testing.T) {
@@ -170,14 +172,14 @@ func TestPlainHTTPNeverReachesTheStack(t *testing.T) {
 	ws.Handle("/ws", reportTrail)
 	srv := start(t, r)
 	resp, err := http.Get(srv.URL + "/ws")
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	resp.Body.Close()
-	equal(t, resp.StatusCode, http.StatusUpgradeRequired)
-	check(t, !ran.Load(), "middleware ran for a plain GET")
+	testutil.Equal(t, resp.StatusCode, http.StatusUpgradeRequired)
+	testutil.Check(t, !ran.Load(), "middleware ran for a plain GET")
 	resp, err = http.Get(srv.URL + "/nowhere")
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	resp.Body.Close()
-	equal(t, resp.StatusCode, http.StatusNotFound)
+	testutil.Equal(t, resp.StatusCode, http.StatusNotFound)
 }
 
 func TestMethodPattern(t *testing.T) {
@@ -187,12 +189,12 @@ func TestMethodPattern(t *testing.T) {
 	ws := chiadapter.New(r, opts)
 	ws.Handle("GET /ws", reportTrail)
 	srv := start(t, r)
-	equal(t, firstMessage(t, srv, "/ws", nil), " handler")
+	testutil.Equal(t, firstMessage(t, srv, "/ws", nil), " handler")
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/ws", nil)
 	resp, err := http.DefaultClient.Do(req)
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	resp.Body.Close()
-	equal(t, resp.StatusCode, http.StatusMethodNotAllowed)
+	testutil.Equal(t, resp.StatusCode, http.StatusMethodNotAllowed)
 }
 
 func TestInvalidUsePanics(t *testing.T) {

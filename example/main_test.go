@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"go.uber.org/goleak"
 
 	"github.com/nexio-go/nexio/wsroute/wstest"
@@ -34,39 +36,7 @@ func TestMain(m *testing.M) {
 
 // Tiny assertion helpers: tests read as plain Go.
 
-func noErr(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatalf("unexpected error: %v", err)
-	}
-}
-
-func equal[T comparable](t testing.TB, got, want T) {
-	t.Helper()
-	if got != want {
-		t.Fatalf("got %v, want %v", got, want)
-	}
-}
-
-func check(t testing.TB, ok bool, format string, args ...any) {
-	t.Helper()
-	if !ok {
-		t.Fatalf(format, args...)
-	}
-}
-
 // eventually polls cond until it holds or five seconds pass.
-func eventually(t testing.TB, cond func() bool, format string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf(format, args...)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // logBuffer collects an app's log lines.
 type logBuffer struct {
 	mu sync.Mutex
@@ -114,7 +84,7 @@ func start(t testing.TB, cfg config) *testApp {
 	logs := &logBuffer{}
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	a, err := newApp(cfg)
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	srv := wstest.NewServer(a.Handler())
 	ta := &testApp{app: a, srv: srv, logs: logs}
 	// Cleanups run last first: the graceful stop, then the server.
@@ -143,11 +113,11 @@ func (ta *testApp) dial(t testing.TB, path string, opts *wstest.DialOptions) *ws
 func (ta *testApp) getJSON(t testing.TB, path string, v any) {
 	t.Helper()
 	resp, err := ta.srv.HTTP.Client().Get(ta.srv.HTTP.URL + path)
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	defer resp.Body.Close()
-	equal(t, resp.StatusCode, http.StatusOK)
-	equal(t, resp.Header.Get("Content-Type"), "application/json")
-	noErr(t, json.NewDecoder(resp.Body).Decode(v))
+	testutil.Equal(t, resp.StatusCode, http.StatusOK)
+	testutil.Equal(t, resp.Header.Get("Content-Type"), "application/json")
+	testutil.NoErr(t, json.NewDecoder(resp.Body).Decode(v))
 }
 
 // stats fetches GET /stats.

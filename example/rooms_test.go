@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/nexio-go/nexio/wsroute/wstest"
 )
 
@@ -21,21 +23,21 @@ func TestRoomsAreSeparate(t *testing.T) {
 	a2 := ta.dial(t, "/ws/rooms/a", nil)
 	b1 := ta.dial(t, "/ws/rooms/b", nil)
 	sp := ta.dial(t, "/ws/rooms/with%20space", nil)
-	eventually(t, func() bool {
+	testutil.Eventually(t, func() bool {
 		return ta.rooms.Count("a") == 2 && ta.rooms.Count("b") == 1 && ta.rooms.Count("with space") == 1
 	}, "rooms: %v", ta.rooms.RoomCounts())
 
 	// Unchanged, to the others only, in order.
 	msgs := []string{"one", `{"name":"ann","text":"two"}`, "Echo: three", ""}
 	for _, m := range msgs {
-		noErr(t, a1.SendText(m))
+		testutil.NoErr(t, a1.SendText(m))
 	}
 	for _, m := range msgs {
-		noErr(t, a2.ExpectText(m))
+		testutil.NoErr(t, a2.ExpectText(m))
 	}
-	noErr(t, a1.ExpectNoMessage(100*time.Millisecond))
-	noErr(t, b1.ExpectNoMessage(0))
-	noErr(t, sp.ExpectNoMessage(0))
+	testutil.NoErr(t, a1.ExpectNoMessage(100*time.Millisecond))
+	testutil.NoErr(t, b1.ExpectNoMessage(0))
+	testutil.NoErr(t, sp.ExpectNoMessage(0))
 }
 
 func TestPresence(t *testing.T) {
@@ -43,8 +45,8 @@ func TestPresence(t *testing.T) {
 	ta := start(t, config{})
 	var p presenceResponse
 	ta.getJSON(t, "/rooms/lobby/presence", &p)
-	equal(t, p.Room, "lobby")
-	equal(t, len(p.Members), 0)
+	testutil.Equal(t, p.Room, "lobby")
+	testutil.Equal(t, len(p.Members), 0)
 
 	ta.dial(t, "/ws/rooms/lobby?name=bob", nil)
 	ta.dial(t, "/ws/rooms/lobby?name=%20ann%0A%1B", nil) // trimmed, no control characters
@@ -52,22 +54,22 @@ func TestPresence(t *testing.T) {
 	ta.dial(t, "/ws/rooms/other?name=carl", nil)
 	long := strings.Repeat("é", 100)
 	ta.dial(t, "/ws/rooms/long?name="+long, nil)
-	eventually(t, func() bool {
+	testutil.Eventually(t, func() bool {
 		ta.getJSON(t, "/rooms/lobby/presence", &p)
 		return len(p.Members) == 3
 	}, "presence: %+v", p)
-	equal(t, p.Members[0].Name, "") // sorted by name
-	equal(t, p.Members[1].Name, "ann")
-	equal(t, p.Members[2].Name, "bob")
-	equal(t, p.Members[2].Node, ta.rooms.Node())
-	check(t, p.Members[2].ID != "", "no connection ID")
-	equal(t, p.LocalOnly, false)
+	testutil.Equal(t, p.Members[0].Name, "") // sorted by name
+	testutil.Equal(t, p.Members[1].Name, "ann")
+	testutil.Equal(t, p.Members[2].Name, "bob")
+	testutil.Equal(t, p.Members[2].Node, ta.rooms.Node())
+	testutil.Check(t, p.Members[2].ID != "", "no connection ID")
+	testutil.Equal(t, p.LocalOnly, false)
 
-	eventually(t, func() bool {
+	testutil.Eventually(t, func() bool {
 		ta.getJSON(t, "/rooms/long/presence", &p)
 		return len(p.Members) == 1
 	}, "presence: %+v", p)
-	equal(t, p.Members[0].Name, strings.Repeat("é", maxName))
+	testutil.Equal(t, p.Members[0].Name, strings.Repeat("é", maxName))
 }
 
 func TestCleanName(t *testing.T) {
@@ -82,7 +84,7 @@ func TestCleanName(t *testing.T) {
 		{"", ""},
 	}
 	for _, tc := range testCases {
-		equal(t, cleanName(tc.in), tc.want)
+		testutil.Equal(t, cleanName(tc.in), tc.want)
 	}
 }
 
@@ -120,7 +122,7 @@ func TestRoomsSpanInstancesOnRedis(t *testing.T) {
 
 	a := one.dial(t, "/ws/rooms/"+room+"?name=ann", nil)
 	b := two.dial(t, "/ws/rooms/"+room+"?name=bob", nil)
-	eventually(t, func() bool { return one.rooms.Count(room) == 1 && two.rooms.Count(room) == 1 }, "joins")
+	testutil.Eventually(t, func() bool { return one.rooms.Count(room) == 1 && two.rooms.Count(room) == 1 }, "joins")
 
 	// The subscription to the room may take a moment to reach Redis:
 	// send until one message crosses, then check exact delivery.
@@ -128,39 +130,39 @@ func TestRoomsSpanInstancesOnRedis(t *testing.T) {
 	b.Timeout = 100 * time.Millisecond
 	crossed := false
 	for i := 0; i < 50 && !crossed; i++ {
-		noErr(t, a.SendText(fmt.Sprint("probe ", i)))
+		testutil.NoErr(t, a.SendText(fmt.Sprint("probe ", i)))
 		m, err := b.ReceiveText()
 		crossed = err == nil && strings.HasPrefix(m, "probe ")
 	}
-	check(t, crossed, "no message crossed instances through Redis")
+	testutil.Check(t, crossed, "no message crossed instances through Redis")
 	drain(b)
 	a.Timeout, b.Timeout = 0, 0
 
-	noErr(t, a.SendText(`{"name":"ann","text":"hello bob"}`))
-	noErr(t, b.ExpectText(`{"name":"ann","text":"hello bob"}`))
-	noErr(t, b.SendText("hello ann"))
-	noErr(t, a.ExpectText("hello ann"))
-	noErr(t, a.ExpectNoMessage(200*time.Millisecond))
+	testutil.NoErr(t, a.SendText(`{"name":"ann","text":"hello bob"}`))
+	testutil.NoErr(t, b.ExpectText(`{"name":"ann","text":"hello bob"}`))
+	testutil.NoErr(t, b.SendText("hello ann"))
+	testutil.NoErr(t, a.ExpectText("hello ann"))
+	testutil.NoErr(t, a.ExpectNoMessage(200*time.Millisecond))
 
 	// Presence spans the instances; /stats stays per instance.
 	var p presenceResponse
-	eventually(t, func() bool {
+	testutil.Eventually(t, func() bool {
 		one.getJSON(t, "/rooms/"+room+"/presence", &p)
 		return len(p.Members) == 2
 	}, "presence: %+v", p)
-	equal(t, p.Members[0].Name, "ann")
-	equal(t, p.Members[0].Node, one.rooms.Node())
-	equal(t, p.Members[1].Name, "bob")
-	equal(t, p.Members[1].Node, two.rooms.Node())
-	equal(t, one.statsNow(t).Rooms[room], 1)
-	equal(t, one.statsNow(t).Redis, "up")
+	testutil.Equal(t, p.Members[0].Name, "ann")
+	testutil.Equal(t, p.Members[0].Node, one.rooms.Node())
+	testutil.Equal(t, p.Members[1].Name, "bob")
+	testutil.Equal(t, p.Members[1].Node, two.rooms.Node())
+	testutil.Equal(t, one.statsNow(t).Rooms[room], 1)
+	testutil.Equal(t, one.statsNow(t).Redis, "up")
 
 	// /ws/chat does not cross.
 	c1 := one.dial(t, "/ws/chat", nil)
 	c2 := two.dial(t, "/ws/chat", nil)
-	eventually(t, func() bool { return one.local.Count("chat") == 1 && two.local.Count("chat") == 1 }, "chat joins")
-	noErr(t, c1.SendText("local only"))
-	noErr(t, c2.ExpectNoMessage(300*time.Millisecond))
+	testutil.Eventually(t, func() bool { return one.local.Count("chat") == 1 && two.local.Count("chat") == 1 }, "chat joins")
+	testutil.NoErr(t, c1.SendText("local only"))
+	testutil.NoErr(t, c2.ExpectNoMessage(300*time.Millisecond))
 }
 
 // drain discards what c has received so far.
@@ -174,34 +176,34 @@ func drain(c *wstest.Conn) {
 func TestRedisUnreachable(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	dead := ln.Addr().String()
 	ln.Close() // nothing listens there now
 
 	ta := start(t, config{RedisURL: "redis://" + dead + "/0"})
 	a := ta.dial(t, "/ws/rooms/r?name=ann", nil)
 	b := ta.dial(t, "/ws/rooms/r?name=bob", nil)
-	eventually(t, func() bool { return ta.rooms.Count("r") == 2 }, "joins")
+	testutil.Eventually(t, func() bool { return ta.rooms.Count("r") == 2 }, "joins")
 	for i := range 5 {
 		m := fmt.Sprint("local ", i)
-		noErr(t, a.SendText(m))
-		noErr(t, b.ExpectText(m))
+		testutil.NoErr(t, a.SendText(m))
+		testutil.NoErr(t, b.ExpectText(m))
 	}
 	var p presenceResponse
 	ta.getJSON(t, "/rooms/r/presence", &p)
-	equal(t, p.LocalOnly, true)
-	equal(t, len(p.Members), 2)
+	testutil.Equal(t, p.LocalOnly, true)
+	testutil.Equal(t, len(p.Members), 2)
 
 	// Other routes are unaffected.
 	e := ta.dial(t, "/ws/echo", nil)
-	noErr(t, e.SendText("x"))
-	noErr(t, e.ExpectText("Echo: x"))
+	testutil.NoErr(t, e.SendText("x"))
+	testutil.NoErr(t, e.ExpectText("Echo: x"))
 
-	eventually(t, func() bool { return ta.statsNow(t).Redis == "down" }, "/stats does not say Redis is down")
+	testutil.Eventually(t, func() bool { return ta.statsNow(t).Redis == "down" }, "/stats does not say Redis is down")
 	time.Sleep(1500 * time.Millisecond) // a few more pings, presence writes, publishes
 	warnings := redisWarnings(ta.logs)
-	check(t, len(warnings) == 1, "want one warning about Redis, got:\n%s", strings.Join(warnings, "\n"))
-	check(t, strings.Contains(strings.ToLower(warnings[0]), "unreachable"), "unclear line: %s", warnings[0])
+	testutil.Check(t, len(warnings) == 1, "want one warning about Redis, got:\n%s", strings.Join(warnings, "\n"))
+	testutil.Check(t, strings.Contains(strings.ToLower(warnings[0]), "unreachable"), "unclear line: %s", warnings[0])
 }
 
 // redisServer runs a private redis-server on a free port, so that a test
@@ -223,16 +225,16 @@ func startRedisServer(t *testing.T, addr string) *redisServer {
 	}
 	if addr == "" {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		noErr(t, err)
+		testutil.NoErr(t, err)
 		addr = ln.Addr().String()
 		ln.Close()
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	noErr(t, cmd.Start())
+	testutil.NoErr(t, cmd.Start())
 	r := &redisServer{t: t, addr: addr, cmd: cmd}
 	t.Cleanup(r.stop)
-	eventually(t, func() bool {
+	testutil.Eventually(t, func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
@@ -268,7 +270,7 @@ func crossUntil(t *testing.T, a, b *wstest.Conn, within time.Duration) {
 	defer func() { a.Timeout, b.Timeout = 0, 0 }()
 	deadline := time.Now().Add(within)
 	for i := 0; time.Now().Before(deadline); i++ {
-		noErr(t, a.SendText(fmt.Sprint("probe ", i)))
+		testutil.NoErr(t, a.SendText(fmt.Sprint("probe ", i)))
 		if m, err := b.ReceiveText(); err == nil && strings.HasPrefix(m, "probe ") {
 			drain(b)
 			return
@@ -289,31 +291,31 @@ func TestRedisOutageLater(t *testing.T) {
 	a := one.dial(t, "/ws/rooms/r?name=ann", nil)
 	a2 := one.dial(t, "/ws/rooms/r?name=amy", nil)
 	b := two.dial(t, "/ws/rooms/r?name=bob", nil)
-	eventually(t, func() bool { return one.rooms.Count("r") == 2 && two.rooms.Count("r") == 1 }, "joins")
+	testutil.Eventually(t, func() bool { return one.rooms.Count("r") == 2 && two.rooms.Count("r") == 1 }, "joins")
 	crossUntil(t, a, b, 5*time.Second)
 	drain(a2)
 
 	rs.stop()
-	eventually(t, func() bool { return one.statsNow(t).Redis == "down" }, "/stats does not say Redis is down")
+	testutil.Eventually(t, func() bool { return one.statsNow(t).Redis == "down" }, "/stats does not say Redis is down")
 	for i := range 3 {
 		m := fmt.Sprint("local ", i)
-		noErr(t, a.SendText(m))
-		noErr(t, a2.ExpectText(m))
+		testutil.NoErr(t, a.SendText(m))
+		testutil.NoErr(t, a2.ExpectText(m))
 	}
 	var p presenceResponse
 	one.getJSON(t, "/rooms/r/presence", &p)
-	equal(t, p.LocalOnly, true)
-	equal(t, len(p.Members), 2)
+	testutil.Equal(t, p.LocalOnly, true)
+	testutil.Equal(t, len(p.Members), 2)
 	time.Sleep(1500 * time.Millisecond)
 	w := redisWarnings(one.logs)
-	check(t, len(w) == 1, "want one warning about Redis, got:\n%s", strings.Join(w, "\n"))
-	check(t, strings.Contains(w[0], "unreachable"), "unclear line: %s", w[0])
+	testutil.Check(t, len(w) == 1, "want one warning about Redis, got:\n%s", strings.Join(w, "\n"))
+	testutil.Check(t, strings.Contains(w[0], "unreachable"), "unclear line: %s", w[0])
 
 	startRedisServer(t, rs.addr) // the same address: Redis is back
-	eventually(t, func() bool { return one.statsNow(t).Redis == "up" }, "/stats does not say Redis is up")
-	check(t, len(one.logs.lines("redis reachable again")) == 1, "no line says Redis is back; log:\n%s", one.logs)
+	testutil.Eventually(t, func() bool { return one.statsNow(t).Redis == "up" }, "/stats does not say Redis is up")
+	testutil.Check(t, len(one.logs.lines("redis reachable again")) == 1, "no line says Redis is back; log:\n%s", one.logs)
 	drain(b)
 	crossUntil(t, a, b, 15*time.Second)
-	check(t, len(redisWarnings(one.logs)) == 1, "more warnings after Redis came back:\n%s",
+	testutil.Check(t, len(redisWarnings(one.logs)) == 1, "more warnings after Redis came back:\n%s",
 		strings.Join(redisWarnings(one.logs), "\n"))
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/nexio-go/nexio/wsroute"
 	"github.com/nexio-go/nexio/wsroute/wstest"
 )
@@ -16,10 +18,10 @@ func TestEcho(t *testing.T) {
 	ta := start(t, config{})
 	c := ta.dial(t, "/ws/echo", nil)
 	for _, m := range []string{"hello", "", "héllo wörld", strings.Repeat("x", 60000)} {
-		noErr(t, c.SendText(m))
-		noErr(t, c.ExpectText("Echo: "+m))
+		testutil.NoErr(t, c.SendText(m))
+		testutil.NoErr(t, c.ExpectText("Echo: "+m))
 	}
-	noErr(t, c.Close(wsroute.StatusNormalClosure, ""))
+	testutil.NoErr(t, c.Close(wsroute.StatusNormalClosure, ""))
 }
 
 func TestUserParamIsDecoded(t *testing.T) {
@@ -37,8 +39,8 @@ func TestUserParamIsDecoded(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			c := ta.dial(t, tc.path, nil)
-			noErr(t, c.ExpectText(tc.want))
-			noErr(t, c.ExpectClose(wsroute.StatusNormalClosure))
+			testutil.NoErr(t, c.ExpectText(tc.want))
+			testutil.NoErr(t, c.ExpectClose(wsroute.StatusNormalClosure))
 		})
 	}
 }
@@ -48,19 +50,19 @@ func TestLifecycleDisconnectsLogNoError(t *testing.T) {
 	ta := start(t, config{})
 
 	c := ta.dial(t, "/ws/lifecycle", nil)
-	noErr(t, c.SendText("hi"))
-	noErr(t, c.ExpectText("Received: hi"))
-	noErr(t, c.Close(wsroute.StatusNormalClosure, "bye"))
+	testutil.NoErr(t, c.SendText("hi"))
+	testutil.NoErr(t, c.ExpectText("Received: hi"))
+	testutil.NoErr(t, c.Close(wsroute.StatusNormalClosure, "bye"))
 
 	c = ta.dial(t, "/ws/lifecycle", nil)
-	noErr(t, c.SendText("hi"))
-	noErr(t, c.ExpectText("Received: hi"))
+	testutil.NoErr(t, c.SendText("hi"))
+	testutil.NoErr(t, c.ExpectText("Received: hi"))
 	c.CloseNow() // vanishes without a close frame
 
-	eventually(t, func() bool { return len(ta.logs.lines("websocket closed", "/ws/lifecycle")) == 2 },
+	testutil.Eventually(t, func() bool { return len(ta.logs.lines("websocket closed", "/ws/lifecycle")) == 2 },
 		"want two close lines; log:\n%s", ta.logs)
-	equal(t, len(ta.logs.lines("level=ERROR")), 0)
-	equal(t, len(ta.logs.lines("level=WARN")), 0)
+	testutil.Equal(t, len(ta.logs.lines("level=ERROR")), 0)
+	testutil.Equal(t, len(ta.logs.lines("level=WARN")), 0)
 }
 
 func TestErrorRoute(t *testing.T) {
@@ -68,9 +70,9 @@ func TestErrorRoute(t *testing.T) {
 	ta := start(t, config{})
 	c := ta.dial(t, "/ws/error", nil)
 	code, reason, err := c.ReadClose()
-	noErr(t, err)
-	equal(t, code, wsroute.StatusInternalError)
-	equal(t, reason, "Something went wrong!")
+	testutil.NoErr(t, err)
+	testutil.Equal(t, code, wsroute.StatusInternalError)
+	testutil.Equal(t, reason, "Something went wrong!")
 }
 
 // TestBinaryWhereTextIsExpected covers every route that reads text.
@@ -93,8 +95,8 @@ func TestBinaryWhereTextIsExpected(t *testing.T) {
 		t.Run(tc.path, func(t *testing.T) {
 			t.Parallel()
 			c := ta.dial(t, tc.path, tc.opts)
-			noErr(t, c.SendBytes([]byte{1, 2, 3}))
-			noErr(t, c.ExpectClose(wsroute.StatusUnsupportedData))
+			testutil.NoErr(t, c.SendBytes([]byte{1, 2, 3}))
+			testutil.NoErr(t, c.ExpectClose(wsroute.StatusUnsupportedData))
 		})
 	}
 }
@@ -106,13 +108,13 @@ func TestBroadcastReachesOthersOnly(t *testing.T) {
 	b := ta.dial(t, "/ws/broadcast", nil)
 	c := ta.dial(t, "/ws/broadcast", nil)
 	other := ta.dial(t, "/ws/chat", nil)
-	eventually(t, func() bool { return ta.local.Count("broadcast") == 3 }, "3 broadcast members")
+	testutil.Eventually(t, func() bool { return ta.local.Count("broadcast") == 3 }, "3 broadcast members")
 
-	noErr(t, a.SendText("hi"))
-	noErr(t, b.ExpectText("Broadcast: hi"))
-	noErr(t, c.ExpectText("Broadcast: hi"))
-	noErr(t, a.ExpectNoMessage(100*time.Millisecond))
-	noErr(t, other.ExpectNoMessage(0))
+	testutil.NoErr(t, a.SendText("hi"))
+	testutil.NoErr(t, b.ExpectText("Broadcast: hi"))
+	testutil.NoErr(t, c.ExpectText("Broadcast: hi"))
+	testutil.NoErr(t, a.ExpectNoMessage(100*time.Millisecond))
+	testutil.NoErr(t, other.ExpectNoMessage(0))
 }
 
 func TestChatReachesOthersUnchanged(t *testing.T) {
@@ -121,16 +123,16 @@ func TestChatReachesOthersUnchanged(t *testing.T) {
 	a := ta.dial(t, "/ws/chat", nil)
 	b := ta.dial(t, "/ws/chat", nil)
 	other := ta.dial(t, "/ws/broadcast", nil)
-	eventually(t, func() bool { return ta.local.Count("chat") == 2 }, "2 chat members")
+	testutil.Eventually(t, func() bool { return ta.local.Count("chat") == 2 }, "2 chat members")
 
 	for _, m := range []string{"hi", `{"name":"x","text":"y"}`, "Broadcast: not me"} {
-		noErr(t, a.SendText(m))
-		noErr(t, b.ExpectText(m))
+		testutil.NoErr(t, a.SendText(m))
+		testutil.NoErr(t, b.ExpectText(m))
 	}
-	noErr(t, b.SendText("back"))
-	noErr(t, a.ExpectText("back"))
-	noErr(t, a.ExpectNoMessage(100*time.Millisecond))
-	noErr(t, other.ExpectNoMessage(0))
+	testutil.NoErr(t, b.SendText("back"))
+	testutil.NoErr(t, a.ExpectText("back"))
+	testutil.NoErr(t, a.ExpectNoMessage(100*time.Millisecond))
+	testutil.NoErr(t, other.ExpectNoMessage(0))
 }
 
 func TestSecureEcho(t *testing.T) {
@@ -162,21 +164,21 @@ func TestSecureEcho(t *testing.T) {
 				c := ta.dial(t, tc.path, tc.opts)
 				if !tc.ok {
 					code, reason, err := c.ReadClose()
-					noErr(t, err)
-					equal(t, code, 4001)
-					equal(t, reason, "Unauthorized")
+					testutil.NoErr(t, err)
+					testutil.Equal(t, code, 4001)
+					testutil.Equal(t, reason, "Unauthorized")
 					return
 				}
-				noErr(t, c.SendText("secret"))
-				noErr(t, c.ExpectText("Echo: secret"))
-				noErr(t, c.Close(wsroute.StatusNormalClosure, ""))
+				testutil.NoErr(t, c.SendText("secret"))
+				testutil.NoErr(t, c.ExpectText("Echo: secret"))
+				testutil.NoErr(t, c.Close(wsroute.StatusNormalClosure, ""))
 			})
 		}
 	})
 	// The token never reaches the log.
-	eventually(t, func() bool { return len(ta.logs.lines("/ws/secure/echo", "websocket")) >= len(testCases) },
+	testutil.Eventually(t, func() bool { return len(ta.logs.lines("/ws/secure/echo", "websocket")) >= len(testCases) },
 		"a log line per connection; log:\n%s", ta.logs)
-	check(t, !strings.Contains(ta.logs.String(), "valid_token"), "the token was logged:\n%s", ta.logs)
+	testutil.Check(t, !strings.Contains(ta.logs.String(), "valid_token"), "the token was logged:\n%s", ta.logs)
 }
 
 // TestRateLimit runs with -rate 1: bursts of 2, then one per second,
@@ -191,31 +193,31 @@ func TestRateLimit(t *testing.T) {
 	for _, path := range []string{"/ws/secure/echo", "/ws/echo", "/ws/user/x"} {
 		c := ta.dial(t, path, nil)
 		code, reason, err := c.ReadClose()
-		noErr(t, err)
-		equal(t, code, 4003)
-		equal(t, reason, "Rate limit exceeded")
+		testutil.NoErr(t, err)
+		testutil.Equal(t, code, 4003)
+		testutil.Equal(t, reason, "Rate limit exceeded")
 	}
 	// Connections already open are not affected, and plain HTTP is not
 	// counted.
-	noErr(t, a.SendText("still here"))
-	noErr(t, a.ExpectText("Echo: still here"))
+	testutil.NoErr(t, a.SendText("still here"))
+	testutil.NoErr(t, a.ExpectText("Echo: still here"))
 	ta.statsNow(t)
-	noErr(t, b.ExpectNoMessage(0))
+	testutil.NoErr(t, b.ExpectNoMessage(0))
 
 	// A second later there is a token again.
 	time.Sleep(1100 * time.Millisecond)
 	c := ta.dial(t, "/ws/echo", nil)
-	noErr(t, c.SendText("x"))
-	noErr(t, c.ExpectText("Echo: x"))
+	testutil.NoErr(t, c.SendText("x"))
+	testutil.NoErr(t, c.ExpectText("Echo: x"))
 }
 
 func TestStats(t *testing.T) {
 	t.Parallel()
 	ta := start(t, config{})
 	s := ta.statsNow(t)
-	equal(t, s.Connections, 0)
-	equal(t, len(s.Rooms), 0)
-	equal(t, s.Redis, "off")
+	testutil.Equal(t, s.Connections, 0)
+	testutil.Equal(t, len(s.Rooms), 0)
+	testutil.Equal(t, s.Redis, "off")
 
 	ta.dial(t, "/ws/rooms/a", nil)
 	ta.dial(t, "/ws/rooms/a", nil)
@@ -223,15 +225,15 @@ func TestStats(t *testing.T) {
 	ta.dial(t, "/ws/echo", nil)
 	ta.dial(t, "/ws/chat", nil)
 	ta.dial(t, "/ws/broadcast", nil)
-	eventually(t, func() bool {
+	testutil.Eventually(t, func() bool {
 		s = ta.statsNow(t)
 		return s.Connections == 6 && s.Rooms["a"] == 2 && s.Rooms["b"] == 1 && s.Chat == 1 && s.Broadcast == 1
 	}, "stats: %+v", s)
-	equal(t, len(s.Rooms), 2)
+	testutil.Equal(t, len(s.Rooms), 2)
 
 	// Refused connections are never counted.
 	ta.dial(t, "/ws/secure/echo", nil).ExpectClose(4001)
-	equal(t, ta.statsNow(t).Connections, 6)
+	testutil.Equal(t, ta.statsNow(t).Connections, 6)
 }
 
 func TestPage(t *testing.T) {
@@ -240,34 +242,34 @@ func TestPage(t *testing.T) {
 	get := func(path string) (*http.Response, string) {
 		t.Helper()
 		resp, err := ta.srv.HTTP.Client().Get(ta.srv.HTTP.URL + path)
-		noErr(t, err)
+		testutil.NoErr(t, err)
 		defer resp.Body.Close()
 		body, err := io.ReadAll(resp.Body)
-		noErr(t, err)
+		testutil.NoErr(t, err)
 		return resp, string(body)
 	}
 	resp, body := get("/")
-	equal(t, resp.StatusCode, http.StatusOK)
-	check(t, strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html"), "content type %q", resp.Header.Get("Content-Type"))
-	check(t, strings.Contains(body, "<title>nexio chat</title>"), "page body:\n%s", body)
-	check(t, strings.Contains(resp.Header.Get("Content-Security-Policy"), "default-src 'self'"), "CSP %q", resp.Header.Get("Content-Security-Policy"))
+	testutil.Equal(t, resp.StatusCode, http.StatusOK)
+	testutil.Check(t, strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html"), "content type %q", resp.Header.Get("Content-Type"))
+	testutil.Check(t, strings.Contains(body, "<title>nexio chat</title>"), "page body:\n%s", body)
+	testutil.Check(t, strings.Contains(resp.Header.Get("Content-Security-Policy"), "default-src 'self'"), "CSP %q", resp.Header.Get("Content-Security-Policy"))
 	// Nothing is loaded from elsewhere.
-	check(t, !strings.Contains(body, "http://") && !strings.Contains(body, "https://"), "the page refers to another host")
+	testutil.Check(t, !strings.Contains(body, "http://") && !strings.Contains(body, "https://"), "the page refers to another host")
 
 	resp, body = get("/static/chat.js")
-	equal(t, resp.StatusCode, http.StatusOK)
-	check(t, strings.Contains(resp.Header.Get("Content-Type"), "javascript"), "content type %q", resp.Header.Get("Content-Type"))
-	check(t, strings.Contains(body, "/ws/rooms/"), "chat.js does not use /ws/rooms/")
+	testutil.Equal(t, resp.StatusCode, http.StatusOK)
+	testutil.Check(t, strings.Contains(resp.Header.Get("Content-Type"), "javascript"), "content type %q", resp.Header.Get("Content-Type"))
+	testutil.Check(t, strings.Contains(body, "/ws/rooms/"), "chat.js does not use /ws/rooms/")
 	resp, _ = get("/static/chat.css")
-	check(t, strings.HasPrefix(resp.Header.Get("Content-Type"), "text/css"), "content type %q", resp.Header.Get("Content-Type"))
+	testutil.Check(t, strings.HasPrefix(resp.Header.Get("Content-Type"), "text/css"), "content type %q", resp.Header.Get("Content-Type"))
 
 	resp, _ = get("/nowhere")
-	equal(t, resp.StatusCode, http.StatusNotFound)
+	testutil.Equal(t, resp.StatusCode, http.StatusNotFound)
 	resp, _ = get("/static/missing.js")
-	equal(t, resp.StatusCode, http.StatusNotFound)
+	testutil.Equal(t, resp.StatusCode, http.StatusNotFound)
 
 	// A WebSocket route asked for a page answers 426 and runs nothing.
 	resp, _ = get("/ws/echo")
-	equal(t, resp.StatusCode, http.StatusUpgradeRequired)
-	equal(t, resp.Header.Get("Upgrade"), "websocket")
+	testutil.Equal(t, resp.StatusCode, http.StatusUpgradeRequired)
+	testutil.Equal(t, resp.Header.Get("Upgrade"), "websocket")
 }

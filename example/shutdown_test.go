@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/coder/websocket"
 
 	"github.com/nexio-go/nexio/wsroute"
@@ -29,24 +31,24 @@ func TestShutdown(t *testing.T) {
 		"/ws/secure/echo?token=valid_token"} {
 		conns = append(conns, ta.dial(t, path, nil))
 	}
-	eventually(t, func() bool { return ta.tracker.Len() == len(conns) && ta.rooms.Count("a") == 2 }, "all connected")
+	testutil.Eventually(t, func() bool { return ta.tracker.Len() == len(conns) && ta.rooms.Count("a") == 2 }, "all connected")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	began := time.Now()
-	noErr(t, ta.Shutdown(ctx))
-	check(t, time.Since(began) < 3*time.Second, "Shutdown took %v", time.Since(began))
+	testutil.NoErr(t, ta.Shutdown(ctx))
+	testutil.Check(t, time.Since(began) < 3*time.Second, "Shutdown took %v", time.Since(began))
 	for _, c := range conns {
 		code, reason, err := c.ReadClose()
-		noErr(t, err)
-		equal(t, code, wsroute.StatusGoingAway)
-		equal(t, reason, "going away")
+		testutil.NoErr(t, err)
+		testutil.Equal(t, code, wsroute.StatusGoingAway)
+		testutil.Equal(t, reason, "going away")
 	}
-	equal(t, ta.tracker.Len(), 0)
+	testutil.Equal(t, ta.tracker.Len(), 0)
 
 	late := ta.dial(t, "/ws/echo", nil)
-	noErr(t, late.ExpectClose(wsroute.StatusGoingAway))
-	noErr(t, ta.Shutdown(ctx)) // twice is harmless
+	testutil.NoErr(t, late.ExpectClose(wsroute.StatusGoingAway))
+	testutil.NoErr(t, ta.Shutdown(ctx)) // twice is harmless
 }
 
 // TestSignalShutdown runs the real main in a child process (this test
@@ -57,8 +59,8 @@ func TestSignalShutdown(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"=-addr 127.0.0.1:0 -rate 5")
 	stderr, err := cmd.StderrPipe()
-	noErr(t, err)
-	noErr(t, cmd.Start())
+	testutil.NoErr(t, err)
+	testutil.NoErr(t, cmd.Start())
 	exited := make(chan error, 1)
 	logs := &logBuffer{}
 
@@ -96,30 +98,30 @@ func TestSignalShutdown(t *testing.T) {
 	var clients []*websocket.Conn
 	for _, path := range []string{"/ws/echo", "/ws/rooms/a?name=ann", "/ws/chat"} {
 		c, _, err := websocket.Dial(ctx, "ws://"+addr+path, nil)
-		noErr(t, err)
+		testutil.NoErr(t, err)
 		defer c.CloseNow()
 		clients = append(clients, c)
 	}
-	noErr(t, clients[0].Write(ctx, websocket.MessageText, []byte("hi")))
+	testutil.NoErr(t, clients[0].Write(ctx, websocket.MessageText, []byte("hi")))
 	_, msg, err := clients[0].Read(ctx)
-	noErr(t, err)
-	equal(t, string(msg), "Echo: hi")
+	testutil.NoErr(t, err)
+	testutil.Equal(t, string(msg), "Echo: hi")
 
 	began := time.Now()
-	noErr(t, cmd.Process.Signal(syscall.SIGTERM))
+	testutil.NoErr(t, cmd.Process.Signal(syscall.SIGTERM))
 	for _, c := range clients {
 		_, _, err := c.Read(ctx)
 		var ce websocket.CloseError
-		check(t, errors.As(err, &ce), "want a close frame, got %v", err)
-		equal(t, ce.Code, websocket.StatusGoingAway)
+		testutil.Check(t, errors.As(err, &ce), "want a close frame, got %v", err)
+		testutil.Equal(t, ce.Code, websocket.StatusGoingAway)
 	}
 	select {
 	case err := <-exited:
-		noErr(t, err) // exit status 0
+		testutil.NoErr(t, err) // exit status 0
 	case <-time.After(5 * time.Second):
 		t.Fatalf("still running 5 s after SIGTERM; log:\n%s", logs)
 	}
-	check(t, time.Since(began) < 5*time.Second, "exit took %v", time.Since(began))
-	check(t, strings.Contains(logs.String(), "stopped"), "log:\n%s", logs)
-	equal(t, len(logs.lines("level=ERROR")), 0)
+	testutil.Check(t, time.Since(began) < 5*time.Second, "exit took %v", time.Since(began))
+	testutil.Check(t, strings.Contains(logs.String(), "stopped"), "log:\n%s", logs)
+	testutil.Equal(t, len(logs.lines("level=ERROR")), 0)
 }

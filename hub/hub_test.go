@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/coder/websocket"
 
 	"github.com/nexio-go/nexio/hub"
@@ -24,15 +26,15 @@ func TestBroadcastExceptSenderAndRoomIsolation(t *testing.T) {
 	other := rs.dial(t, "other")
 	rs.joined(t, "lobby", 2)
 	rs.joined(t, "other", 1)
-	ctx := tctx(t)
-	noErr(t, a.Write(ctx, websocket.MessageText, []byte("hello")))
-	equal(t, read(t, b), "hello")
-	noErr(t, other.Write(ctx, websocket.MessageText, []byte("elsewhere")))
+	ctx := testutil.Ctx(t)
+	testutil.NoErr(t, a.Write(ctx, websocket.MessageText, []byte("hello")))
+	testutil.Equal(t, read(t, b), "hello")
+	testutil.NoErr(t, other.Write(ctx, websocket.MessageText, []byte("elsewhere")))
 	// a must see b's message next, not its own nor the other room's.
-	noErr(t, b.Write(ctx, websocket.MessageText, []byte("hi a")))
-	equal(t, read(t, a), "hi a")
-	equal(t, rs.hub.Rooms()[0], "lobby")
-	equal(t, rs.hub.Stats().Members, 3)
+	testutil.NoErr(t, b.Write(ctx, websocket.MessageText, []byte("hi a")))
+	testutil.Equal(t, read(t, a), "hi a")
+	testutil.Equal(t, rs.hub.Rooms()[0], "lobby")
+	testutil.Equal(t, rs.hub.Stats().Members, 3)
 }
 
 func TestAutoLeave(t *testing.T) {
@@ -57,9 +59,9 @@ func TestAutoLeave(t *testing.T) {
 			rs.joined(t, "r", 1)
 			tc.end(c)
 			rs.joined(t, "r", 0)
-			equal(t, len(rs.hub.Rooms()), 0)
-			equal(t, rs.hub.Stats().Members, 0)
-			equal(t, rs.hub.Stats().Rooms, 0)
+			testutil.Equal(t, len(rs.hub.Rooms()), 0)
+			testutil.Equal(t, rs.hub.Stats().Members, 0)
+			testutil.Equal(t, rs.hub.Stats().Rooms, 0)
 		})
 	}
 }
@@ -87,30 +89,30 @@ func TestJoinLeaveAndPresenceHooks(t *testing.T) {
 		if err := c.Accept(ctx); err != nil {
 			return err
 		}
-		noErr(t, h.Join(c, "a", "b", "a"))
+		testutil.NoErr(t, h.Join(c, "a", "b", "a"))
 		ready <- c
 		_, err := c.ReceiveText(ctx)
 		return err
 	})
 	hs := newHTTPServer(t, mux)
-	client, _, err := websocket.Dial(tctx(t), "ws"+strings.TrimPrefix(hs.URL, "http")+"/?name=ann", nil)
-	noErr(t, err)
+	client, _, err := websocket.Dial(testutil.Ctx(t), "ws"+strings.TrimPrefix(hs.URL, "http")+"/?name=ann", nil)
+	testutil.NoErr(t, err)
 	c := <-ready
-	equal(t, h.Count("a"), 1)
+	testutil.Equal(t, h.Count("a"), 1)
 	pres, err := h.Presence(context.Background(), "b")
-	noErr(t, err)
-	equal(t, len(pres), 1)
-	equal(t, pres[0].Meta["name"], "ann")
-	equal(t, pres[0].ConnID, c.ID())
-	equal(t, h.Members("a")[0], c)
+	testutil.NoErr(t, err)
+	testutil.Equal(t, len(pres), 1)
+	testutil.Equal(t, pres[0].Meta["name"], "ann")
+	testutil.Equal(t, pres[0].ConnID, c.ID())
+	testutil.Equal(t, h.Members("a")[0], c)
 	h.Leave(c, "a")
-	equal(t, h.Count("a"), 0)
-	equal(t, h.Count("b"), 1)
+	testutil.Equal(t, h.Count("a"), 0)
+	testutil.Equal(t, h.Count("b"), 1)
 	client.Close(websocket.StatusNormalClosure, "")
-	eventually(t, func() bool { return h.Count("b") == 0 }, "did not leave b")
+	testutil.Eventually(t, func() bool { return h.Count("b") == 0 }, "did not leave b")
 	mu.Lock()
 	defer mu.Unlock()
-	equal(t, strings.Join(events, ","), "join:a,join:b,leave:a,leave:b")
+	testutil.Equal(t, strings.Join(events, ","), "join:a,join:b,leave:a,leave:b")
 }
 
 func TestSendTo(t *testing.T) {
@@ -122,18 +124,18 @@ func TestSendTo(t *testing.T) {
 		if err := c.Accept(ctx); err != nil {
 			return err
 		}
-		noErr(t, h.Join(c, "r"))
+		testutil.NoErr(t, h.Join(c, "r"))
 		ids <- c.ID()
 		_, err := c.ReceiveText(ctx)
 		return err
 	}))
-	a, _, err := websocket.Dial(tctx(t), "ws"+strings.TrimPrefix(hs.URL, "http"), nil)
-	noErr(t, err)
+	a, _, err := websocket.Dial(testutil.Ctx(t), "ws"+strings.TrimPrefix(hs.URL, "http"), nil)
+	testutil.NoErr(t, err)
 	defer a.CloseNow()
 	id := <-ids
-	noErr(t, h.SendTo(context.Background(), id, wsroute.MessageText, []byte("just you")))
-	equal(t, read(t, a), "just you")
-	check(t, h.SendTo(context.Background(), "nope", wsroute.MessageText, nil) == hub.ErrNoSuchConn, "SendTo unknown ID")
+	testutil.NoErr(t, h.SendTo(context.Background(), id, wsroute.MessageText, []byte("just you")))
+	testutil.Equal(t, read(t, a), "just you")
+	testutil.Check(t, h.SendTo(context.Background(), "nope", wsroute.MessageText, nil) == hub.ErrNoSuchConn, "SendTo unknown ID")
 }
 
 // TestSlowConsumer: a member that never reads. The others receive every
@@ -180,19 +182,19 @@ func TestSlowConsumer(t *testing.T) {
 					time.Sleep(50 * time.Microsecond)
 				}
 				start := time.Now()
-				noErr(t, rs.hub.BroadcastText(context.Background(), "r", fmt.Sprintf("m%05d %s", i, strings.Repeat("x", 2000))))
+				testutil.NoErr(t, rs.hub.BroadcastText(context.Background(), "r", fmt.Sprintf("m%05d %s", i, strings.Repeat("x", 2000))))
 				slowest = max(slowest, time.Since(start))
 			}
-			noErr(t, <-got)
-			check(t, slowest < time.Second, "a broadcast blocked for %v", slowest)
+			testutil.NoErr(t, <-got)
+			testutil.Check(t, slowest < time.Second, "a broadcast blocked for %v", slowest)
 			st := rs.hub.Stats()
 			switch policy {
 			case hub.Disconnect:
-				eventually(t, func() bool { return rs.hub.Stats().SlowDisconnects == 1 }, "slow member not disconnected: %+v", rs.hub.Stats())
+				testutil.Eventually(t, func() bool { return rs.hub.Stats().SlowDisconnects == 1 }, "slow member not disconnected: %+v", rs.hub.Stats())
 				rs.joined(t, "r", 1)
 			default:
-				check(t, st.Dropped > 0, "no drops counted: %+v", st)
-				equal(t, st.SlowDisconnects, 0)
+				testutil.Check(t, st.Dropped > 0, "no drops counted: %+v", st)
+				testutil.Equal(t, st.SlowDisconnects, 0)
 			}
 		})
 	}
@@ -203,18 +205,18 @@ func TestSlowConsumer(t *testing.T) {
 func rawMember(t testing.TB, rs *roomServer, room string) net.Conn {
 	t.Helper()
 	nc, err := net.Dial("tcp", strings.TrimPrefix(rs.URL, "http://"))
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	// A tiny receive buffer makes a stall come sooner.
 	nc.(*net.TCPConn).SetReadBuffer(4096)
 	fmt.Fprintf(nc, "GET /ws/%s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", room)
 	br := bufio.NewReader(nc)
 	line, err := br.ReadString('\n')
-	noErr(t, err)
-	check(t, strings.Contains(line, "101"), "handshake: %q", line)
+	testutil.NoErr(t, err)
+	testutil.Check(t, strings.Contains(line, "101"), "handshake: %q", line)
 	for line != "\r\n" { // the rest of the response, which may come later
 		line, err = br.ReadString('\n')
-		noErr(t, err)
+		testutil.NoErr(t, err)
 	}
 	return &bufConn{Conn: nc, br: br}
 }
@@ -267,14 +269,14 @@ func TestManyMembersInOrder(t *testing.T) {
 		}()
 	}
 	for i := range msgs {
-		noErr(t, rs.hub.BroadcastText(context.Background(), "big", fmt.Sprint("msg ", i)))
+		testutil.NoErr(t, rs.hub.BroadcastText(context.Background(), "big", fmt.Sprint("msg ", i)))
 	}
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
 	}
-	eventually(t, func() bool { return rs.hub.Stats().MessagesOut == uint64(members*msgs) },
+	testutil.Eventually(t, func() bool { return rs.hub.Stats().MessagesOut == uint64(members*msgs) },
 		"MessagesOut = %d, want %d", rs.hub.Stats().MessagesOut, members*msgs)
 }
 
@@ -311,14 +313,14 @@ func TestShutdownMidBroadcast(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	noErr(t, rs.hub.Shutdown(ctx))
+	testutil.NoErr(t, rs.hub.Shutdown(ctx))
 	close(stop)
 	<-done
 	for range n {
-		equal(t, <-codes, websocket.StatusGoingAway)
+		testutil.Equal(t, <-codes, websocket.StatusGoingAway)
 	}
-	equal(t, rs.hub.Stats().Members, 0)
-	check(t, rs.hub.Join(nil, "x") != nil, "Join after Shutdown succeeded")
+	testutil.Equal(t, rs.hub.Stats().Members, 0)
+	testutil.Check(t, rs.hub.Join(nil, "x") != nil, "Join after Shutdown succeeded")
 }
 
 // TestBurstIsCoalesced reads raw frames: a burst to one member leaves
@@ -333,23 +335,23 @@ func TestBurstIsCoalesced(t *testing.T) {
 	const n = 200
 	before := rs.writes.Load()
 	for i := range n {
-		noErr(t, rs.hub.BroadcastText(context.Background(), "r", fmt.Sprintf("burst %03d", i)))
+		testutil.NoErr(t, rs.hub.BroadcastText(context.Background(), "r", fmt.Sprintf("burst %03d", i)))
 	}
 	br := bufio.NewReader(nc)
 	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for i := range n {
 		var h [2]byte
 		_, err := ioFull(br, h[:])
-		noErr(t, err)
-		equal(t, h[0], byte(0x81)) // FIN + text: one complete frame
+		testutil.NoErr(t, err)
+		testutil.Equal(t, h[0], byte(0x81)) // FIN + text: one complete frame
 		size := int(h[1] & 0x7f)
 		p := make([]byte, size)
 		_, err = ioFull(br, p)
-		noErr(t, err)
-		equal(t, string(p), fmt.Sprintf("burst %03d", i))
+		testutil.NoErr(t, err)
+		testutil.Equal(t, string(p), fmt.Sprintf("burst %03d", i))
 	}
 	writes := rs.writes.Load() - before
-	check(t, writes < n/2, "%d messages took %d socket writes", n, writes)
+	testutil.Check(t, writes < n/2, "%d messages took %d socket writes", n, writes)
 	t.Logf("%d messages in %d socket writes", n, writes)
 }
 
@@ -373,7 +375,7 @@ func TestJoinRefusesUnacceptedConn(t *testing.T) {
 		errs <- h.Join(c, "r")
 		return c.Reject(403, "")
 	}))
-	websocket.Dial(tctx(t), "ws"+strings.TrimPrefix(hs.URL, "http"), nil)
-	equal(t, <-errs, hub.ErrConnClosed)
-	noErr(t, h.Shutdown(context.Background()))
+	websocket.Dial(testutil.Ctx(t), "ws"+strings.TrimPrefix(hs.URL, "http"), nil)
+	testutil.Equal(t, <-errs, hub.ErrConnClosed)
+	testutil.NoErr(t, h.Shutdown(context.Background()))
 }

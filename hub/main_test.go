@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"
 
@@ -20,44 +22,6 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-func check(t testing.TB, ok bool, format string, args ...any) {
-	t.Helper()
-	if !ok {
-		t.Fatalf(format, args...)
-	}
-}
-
-func noErr(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatalf("unexpected error: %v", err)
-	}
-}
-
-func equal[T comparable](t testing.TB, got, want T) {
-	t.Helper()
-	if got != want {
-		t.Fatalf("got %v, want %v", got, want)
-	}
-}
-
-func eventually(t testing.TB, cond func() bool, format string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf(format, args...)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func tctx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // roomServer serves /ws/{room}: members join {room}; each text message
@@ -109,8 +73,8 @@ func newRoomServer(t testing.TB, hopts *hub.Options, wopts *wsroute.Options) *ro
 
 func (rs *roomServer) dial(t testing.TB, room string) *websocket.Conn {
 	t.Helper()
-	c, _, err := websocket.Dial(tctx(t), "ws"+strings.TrimPrefix(rs.URL, "http")+"/ws/"+room, nil)
-	noErr(t, err)
+	c, _, err := websocket.Dial(testutil.Ctx(t), "ws"+strings.TrimPrefix(rs.URL, "http")+"/ws/"+room, nil)
+	testutil.NoErr(t, err)
 	c.SetReadLimit(-1)
 	t.Cleanup(func() { c.CloseNow() })
 	return c
@@ -119,7 +83,7 @@ func (rs *roomServer) dial(t testing.TB, room string) *websocket.Conn {
 // joined waits until room has n members.
 func (rs *roomServer) joined(t testing.TB, room string, n int) {
 	t.Helper()
-	eventually(t, func() bool { return rs.hub.Count(room) == n }, "room %q has %d members, want %d", room, rs.hub.Count(room), n)
+	testutil.Eventually(t, func() bool { return rs.hub.Count(room) == n }, "room %q has %d members, want %d", room, rs.hub.Count(room), n)
 }
 
 type countingListener struct {
@@ -151,14 +115,14 @@ func read(t testing.TB, c *websocket.Conn) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, b, err := c.Read(ctx)
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	return string(b)
 }
 
 // closeCode reads until the connection ends and returns the server's code.
 func closeCode(t testing.TB, c *websocket.Conn) websocket.StatusCode {
 	t.Helper()
-	ctx := tctx(t)
+	ctx := testutil.Ctx(t)
 	for {
 		_, _, err := c.Read(ctx)
 		if err != nil {

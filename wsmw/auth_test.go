@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/coder/websocket"
 
 	"github.com/nexio-go/nexio/wsmw"
@@ -122,27 +124,27 @@ func TestAuthTokenSources(t *testing.T) {
 				ran.Store(true)
 				return whoAmI(ctx, c)
 			}, wsmw.Auth(tc.opts))
-			ctx := tctx(t)
+			ctx := testutil.Ctx(t)
 			c, resp, err := websocket.Dial(ctx, wsURL(srv, "/ws"+tc.path),
 				&websocket.DialOptions{HTTPHeader: tc.header, Subprotocols: tc.protos})
 			if tc.want.status != 101 {
-				check(t, err != nil, "dial succeeded, want HTTP %d", tc.want.status)
-				equal(t, resp.StatusCode, tc.want.status)
-				equal(t, resp.Header.Get("WWW-Authenticate"), `Bearer realm="websocket"`)
-				check(t, !ran.Load(), "the handler ran after a refusal")
+				testutil.Check(t, err != nil, "dial succeeded, want HTTP %d", tc.want.status)
+				testutil.Equal(t, resp.StatusCode, tc.want.status)
+				testutil.Equal(t, resp.Header.Get("WWW-Authenticate"), `Bearer realm="websocket"`)
+				testutil.Check(t, !ran.Load(), "the handler ran after a refusal")
 				return
 			}
-			noErr(t, err)
+			testutil.NoErr(t, err)
 			defer c.CloseNow()
-			equal(t, c.Subprotocol(), tc.wantProto)
+			testutil.Equal(t, c.Subprotocol(), tc.wantProto)
 			if tc.want == accepted {
 				_, msg, err := c.Read(ctx)
-				noErr(t, err)
-				equal(t, string(msg), "authenticated  subprotocol="+tc.wantProto)
+				testutil.NoErr(t, err)
+				testutil.Equal(t, string(msg), "authenticated  subprotocol="+tc.wantProto)
 			}
 			code, reason := readClose(t, c)
-			equal(t, outcome{status: 101, code: code, reason: reason}, tc.want)
-			equal(t, ran.Load(), tc.want == accepted)
+			testutil.Equal(t, outcome{status: 101, code: code, reason: reason}, tc.want)
+			testutil.Equal(t, ran.Load(), tc.want == accepted)
 		})
 	}
 }
@@ -156,15 +158,15 @@ func TestAuthBrowserRefusedBeforeAuth(t *testing.T) {
 		wsmw.RateLimit(wsmw.RateLimitOptions{PerSecond: 1e-9, Burst: 1}),
 		wsmw.Auth(wsmw.AuthOptions{Token: "valid_token"}))
 	opts := &websocket.DialOptions{Subprotocols: []string{"bearer", "valid_token"}}
-	got, err := attempt(tctx(t), wsURL(srv, "/ws"), opts)
-	noErr(t, err)
-	equal(t, got, accepted)
-	c, resp, err := websocket.Dial(tctx(t), wsURL(srv, "/ws"), opts)
-	noErr(t, err)
-	equal(t, resp.Header.Get("Sec-WebSocket-Protocol"), "bearer")
+	got, err := attempt(testutil.Ctx(t), wsURL(srv, "/ws"), opts)
+	testutil.NoErr(t, err)
+	testutil.Equal(t, got, accepted)
+	c, resp, err := websocket.Dial(testutil.Ctx(t), wsURL(srv, "/ws"), opts)
+	testutil.NoErr(t, err)
+	testutil.Equal(t, resp.Header.Get("Sec-WebSocket-Protocol"), "bearer")
 	code, reason := readClose(t, c)
-	equal(t, code, 4003)
-	equal(t, reason, "Rate limit exceeded")
+	testutil.Equal(t, code, 4003)
+	testutil.Equal(t, reason, "Rate limit exceeded")
 }
 
 type user struct{ name string }
@@ -205,21 +207,21 @@ func TestAuthValidate(t *testing.T) {
 			})
 			srv := serve(t, nil, func(ctx context.Context, c *wsroute.Conn) error {
 				u, ok := wsmw.Identity[*user](ctx)
-				check(t, ok && wsmw.Authenticated(ctx), "no identity in the handler's context")
+				testutil.Check(t, ok && wsmw.Authenticated(ctx), "no identity in the handler's context")
 				_, wrongType := wsmw.Identity[string](ctx)
-				check(t, !wrongType, "Identity[string] reported an identity of another type")
+				testutil.Check(t, !wrongType, "Identity[string] reported an identity of another type")
 				return c.Close(1000, u.name)
 			}, capture, wsmw.Auth(wsmw.AuthOptions{Validate: validate}))
-			got, err := attempt(tctx(t), wsURL(srv, "/ws?token="+tc.token), nil)
-			noErr(t, err)
-			equal(t, got, tc.want)
+			got, err := attempt(testutil.Ctx(t), wsURL(srv, "/ws?token="+tc.token), nil)
+			testutil.NoErr(t, err)
+			testutil.Equal(t, got, tc.want)
 			err = <-chainErr
 			if tc.wantErr == nil {
-				check(t, err == nil, "chain returned %v", err)
+				testutil.Check(t, err == nil, "chain returned %v", err)
 				return
 			}
-			check(t, errors.Is(err, wsmw.ErrUnauthorized), "chain error %v does not wrap ErrUnauthorized", err)
-			check(t, errors.Is(err, tc.wantErr), "chain error %v does not wrap %v", err, tc.wantErr)
+			testutil.Check(t, errors.Is(err, wsmw.ErrUnauthorized), "chain error %v does not wrap ErrUnauthorized", err)
+			testutil.Check(t, errors.Is(err, tc.wantErr), "chain error %v does not wrap %v", err, tc.wantErr)
 		})
 	}
 }
@@ -245,6 +247,6 @@ func TestAuthInvalidOptionsPanic(t *testing.T) {
 func TestAuthIdentityOutsideAuth(t *testing.T) {
 	t.Parallel()
 	_, ok := wsmw.Identity[any](context.Background())
-	check(t, !ok, "identity without Auth")
-	check(t, !wsmw.Authenticated(context.Background()), "authenticated without Auth")
+	testutil.Check(t, !ok, "identity without Auth")
+	testutil.Check(t, !wsmw.Authenticated(context.Background()), "authenticated without Auth")
 }

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/nexio-go/nexio/wsmw"
 	"github.com/nexio-go/nexio/wsroute"
 )
@@ -65,7 +67,7 @@ func TestChainOrder(t *testing.T) {
 			<-done
 			mu.Lock()
 			defer mu.Unlock()
-			equal(t, strings.Join(tags, " "), ">a >b >c handler <c <b <a")
+			testutil.Equal(t, strings.Join(tags, " "), ">a >b >c handler <c <b <a")
 		})
 	}
 }
@@ -74,8 +76,8 @@ func TestEmptyChainIsIdentity(t *testing.T) {
 	t.Parallel()
 	var called atomic.Bool
 	h := func(ctx context.Context, c *wsroute.Conn) error { called.Store(true); return nil }
-	check(t, wsmw.Chain()(h)(context.Background(), nil) == nil, "empty chain changed the result")
-	check(t, called.Load(), "empty chain did not call the handler")
+	testutil.Check(t, wsmw.Chain()(h)(context.Background(), nil) == nil, "empty chain changed the result")
+	testutil.Check(t, called.Load(), "empty chain did not call the handler")
 }
 
 func TestInvalidMiddlewarePanics(t *testing.T) {
@@ -144,14 +146,14 @@ func TestMiddlewareOutcomes(t *testing.T) {
 				ran.Store(true)
 				return echo(ctx, c)
 			}, tc.mw)
-			got, err := attempt(tctx(t), wsURL(srv, "/ws"), nil)
-			noErr(t, err)
-			equal(t, got, tc.want)
-			check(t, !ran.Load(), "the handler ran after the middleware refused")
+			got, err := attempt(testutil.Ctx(t), wsURL(srv, "/ws"), nil)
+			testutil.NoErr(t, err)
+			testutil.Equal(t, got, tc.want)
+			testutil.Check(t, !ran.Load(), "the handler ran after the middleware refused")
 			// The server keeps serving.
-			got, err = attempt(tctx(t), wsURL(srv, "/ws"), nil)
-			noErr(t, err)
-			equal(t, got, tc.want)
+			got, err = attempt(testutil.Ctx(t), wsURL(srv, "/ws"), nil)
+			testutil.NoErr(t, err)
+			testutil.Equal(t, got, tc.want)
 		})
 	}
 }
@@ -176,7 +178,7 @@ func TestContextValuesReachTheHandler(t *testing.T) {
 			ctx.Value(ctxKey("seen-user")).(string)+" "+room.(string))
 	}, setUser, setRoom)
 	c := dial(t, srv, "/ws?user=alice", nil)
-	_, got, err := c.Read(tctx(t))
-	noErr(t, err)
-	equal(t, string(got), "alice alice lobby")
+	_, got, err := c.Read(testutil.Ctx(t))
+	testutil.NoErr(t, err)
+	testutil.Equal(t, string(got), "alice alice lobby")
 }

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/coder/websocket"
 
 	"github.com/nexio-go/nexio/wsmw"
@@ -53,10 +55,10 @@ func TestDocsAuthMiddleware(t *testing.T) {
 				ran.Store(true)
 				return c.Accept(ctx)
 			}, authMiddleware) // app.add_ws_middleware(auth_middleware)
-			got, err := attempt(tctx(t), wsURL(srv, "/ws"), &websocket.DialOptions{HTTPHeader: tc.header})
-			noErr(t, err)
-			equal(t, got, tc.want)
-			equal(t, ran.Load(), tc.want.code == 1000)
+			got, err := attempt(testutil.Ctx(t), wsURL(srv, "/ws"), &websocket.DialOptions{HTTPHeader: tc.header})
+			testutil.NoErr(t, err)
+			testutil.Equal(t, got, tc.want)
+			testutil.Equal(t, ran.Load(), tc.want.code == 1000)
 		})
 	}
 }
@@ -113,17 +115,17 @@ func TestDocsChainingMultipleMiddlewares(t *testing.T) {
 	}, logMiddleware, rateLimitMiddleware)
 
 	// The blocked IP sees 4003, after the log middleware ran.
-	got, err := attempt(tctx(t), wsURL(srv, "/ws?from=blocked"),
+	got, err := attempt(testutil.Ctx(t), wsURL(srv, "/ws?from=blocked"),
 		&websocket.DialOptions{HTTPHeader: http.Header{"X-Real-IP": {"192.168.1.1"}}})
-	noErr(t, err)
-	equal(t, got, outcome{status: 101, code: 4003, reason: "Rate limit exceeded"})
-	equal(t, ran.Load(), 0)
-	equal(t, out.String(), "WebSocket request: /ws?from=blocked\nrate limited: 192.168.1.1")
+	testutil.NoErr(t, err)
+	testutil.Equal(t, got, outcome{status: 101, code: 4003, reason: "Rate limit exceeded"})
+	testutil.Equal(t, ran.Load(), 0)
+	testutil.Equal(t, out.String(), "WebSocket request: /ws?from=blocked\nrate limited: 192.168.1.1")
 
 	// Anyone else gets through both.
 	c := dial(t, srv, "/ws?from=ok", &websocket.DialOptions{HTTPHeader: http.Header{"X-Real-IP": {"192.168.1.2"}}})
-	equal(t, roundTrip(t, c, "hi"), "Echo: hi")
-	equal(t, ran.Load(), 1)
-	check(t, strings.HasSuffix(out.String(), "WebSocket request: /ws?from=ok"), "log middleware did not run: %s", out.String())
+	testutil.Equal(t, roundTrip(t, c, "hi"), "Echo: hi")
+	testutil.Equal(t, ran.Load(), 1)
+	testutil.Check(t, strings.HasSuffix(out.String(), "WebSocket request: /ws?from=ok"), "log middleware did not run: %s", out.String())
 	c.Close(websocket.StatusNormalClosure, "")
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/coder/websocket"
 
 	"github.com/nexio-go/nexio/wsmw"
@@ -36,7 +38,7 @@ func (b *jsonLog) lines(t testing.TB) []map[string]any {
 			continue
 		}
 		var m map[string]any
-		noErr(t, json.Unmarshal([]byte(l), &m))
+		testutil.NoErr(t, json.Unmarshal([]byte(l), &m))
 		if strings.HasPrefix(m["msg"].(string), "websocket ") {
 			out = append(out, m)
 		}
@@ -47,7 +49,7 @@ func (b *jsonLog) lines(t testing.TB) []map[string]any {
 // endLogged waits for the line that ends a connection.
 func (b *jsonLog) endLogged(t testing.TB) []map[string]any {
 	t.Helper()
-	eventually(t, func() bool {
+	testutil.Eventually(t, func() bool {
 		s := b.String()
 		return strings.Contains(s, `"msg":"websocket closed"`) || strings.Contains(s, `"msg":"websocket refused"`)
 	}, "no end line logged: %s", b.String())
@@ -63,32 +65,32 @@ func TestLoggerAcceptedConnection(t *testing.T) {
 		roundTrip(t, c, m)
 	}
 	lines := logs.lines(t)
-	equal(t, len(lines), 1)
+	testutil.Equal(t, len(lines), 1)
 	acc := lines[0]
-	equal(t, acc["msg"], any("websocket accepted"))
-	equal(t, acc["level"], any("INFO"))
-	equal(t, acc["route"], any("/ws"))
-	equal(t, acc["path"], any("/ws"))
-	equal(t, acc["query"], any("room=lobby"))
-	equal(t, acc["remote"], any("203.0.113.7"))
-	check(t, acc["conn"] != "", "no connection ID")
-	noErr(t, c.Close(websocket.StatusNormalClosure, "bye"))
+	testutil.Equal(t, acc["msg"], any("websocket accepted"))
+	testutil.Equal(t, acc["level"], any("INFO"))
+	testutil.Equal(t, acc["route"], any("/ws"))
+	testutil.Equal(t, acc["path"], any("/ws"))
+	testutil.Equal(t, acc["query"], any("room=lobby"))
+	testutil.Equal(t, acc["remote"], any("203.0.113.7"))
+	testutil.Check(t, acc["conn"] != "", "no connection ID")
+	testutil.NoErr(t, c.Close(websocket.StatusNormalClosure, "bye"))
 
 	lines = logs.endLogged(t)
-	equal(t, len(lines), 2)
+	testutil.Equal(t, len(lines), 2)
 	end := lines[1]
-	equal(t, end["msg"], any("websocket closed"))
-	equal(t, end["level"], any("INFO"))
-	equal(t, end["conn"], acc["conn"])
-	equal(t, end["code"], any(1000.0))
-	equal(t, end["reason"], any("bye"))
-	equal(t, end["msgs_in"], any(3.0))
-	equal(t, end["bytes_in"], any(6.0))
-	equal(t, end["msgs_out"], any(3.0))
-	equal(t, end["bytes_out"], any(float64(len("Echo: a")+len("Echo: bb")+len("Echo: ccc"))))
-	check(t, end["duration"] != nil, "no duration")
+	testutil.Equal(t, end["msg"], any("websocket closed"))
+	testutil.Equal(t, end["level"], any("INFO"))
+	testutil.Equal(t, end["conn"], acc["conn"])
+	testutil.Equal(t, end["code"], any(1000.0))
+	testutil.Equal(t, end["reason"], any("bye"))
+	testutil.Equal(t, end["msgs_in"], any(3.0))
+	testutil.Equal(t, end["bytes_in"], any(6.0))
+	testutil.Equal(t, end["msgs_out"], any(3.0))
+	testutil.Equal(t, end["bytes_out"], any(float64(len("Echo: a")+len("Echo: bb")+len("Echo: ccc"))))
+	testutil.Check(t, end["duration"] != nil, "no duration")
 	_, hasErr := end["error"]
-	check(t, !hasErr, "a client leaving was logged as an error: %v", end["error"])
+	testutil.Check(t, !hasErr, "a client leaving was logged as an error: %v", end["error"])
 }
 
 func TestLoggerOutcomes(t *testing.T) {
@@ -161,13 +163,13 @@ func TestLoggerOutcomes(t *testing.T) {
 				h = echo
 			}
 			srv := serve(t, nil, h, append([]wsmw.Middleware{wsmw.Logger(l)}, tc.mws...)...)
-			_, err := attempt(tctx(t), wsURL(srv, "/ws"), nil)
-			noErr(t, err)
+			_, err := attempt(testutil.Ctx(t), wsURL(srv, "/ws"), nil)
+			testutil.NoErr(t, err)
 			lines := logs.endLogged(t)
-			equal(t, len(lines), tc.lines)
+			testutil.Equal(t, len(lines), tc.lines)
 			last := lines[len(lines)-1]
 			for k, v := range tc.want {
-				equal(t, last[k], v)
+				testutil.Equal(t, last[k], v)
 			}
 		})
 	}
@@ -211,10 +213,10 @@ func TestLoggerKeepsSecretsOut(t *testing.T) {
 				}
 				srv := serve(t, &wsroute.Options{Logger: l}, echo, wsmw.Logger(l),
 					wsmw.Auth(wsmw.AuthOptions{Token: want}))
-				ctx := tctx(t)
+				ctx := testutil.Ctx(t)
 				c, _, err := websocket.Dial(ctx, wsURL(srv, "/ws"+tc.path),
 					&websocket.DialOptions{HTTPHeader: tc.header, Subprotocols: tc.protos})
-				noErr(t, err)
+				testutil.NoErr(t, err)
 				if valid {
 					roundTrip(t, c, "hi")
 					c.Close(websocket.StatusNormalClosure, "")
@@ -224,9 +226,9 @@ func TestLoggerKeepsSecretsOut(t *testing.T) {
 				c.CloseNow()
 				logs.endLogged(t)
 				out := logs.String()
-				check(t, !strings.Contains(out, secret), "the token leaked into the log:\n%s", out)
+				testutil.Check(t, !strings.Contains(out, secret), "the token leaked into the log:\n%s", out)
 				if strings.Contains(tc.path, "room=") {
-					check(t, strings.Contains(out, "room=lobby&token=REDACTED"), "query not logged as expected:\n%s", out)
+					testutil.Check(t, strings.Contains(out, "room=lobby&token=REDACTED"), "query not logged as expected:\n%s", out)
 				}
 			})
 		}
@@ -235,7 +237,7 @@ func TestLoggerKeepsSecretsOut(t *testing.T) {
 
 func TestRedactQuery(t *testing.T) {
 	t.Parallel()
-	equal(t, wsmw.RedactQuery("s=abc&room=x&t=1", "s", "t"), "s=REDACTED&room=x&t=REDACTED")
+	testutil.Equal(t, wsmw.RedactQuery("s=abc&room=x&t=1", "s", "t"), "s=REDACTED&room=x&t=REDACTED")
 	testCases := []struct{ in, want string }{
 		{"", ""},
 		{"room=lobby", "room=lobby"},
@@ -250,7 +252,7 @@ func TestRedactQuery(t *testing.T) {
 		{"a=1&&b=2", "a=1&&b=2"},
 	}
 	for _, tc := range testCases {
-		equal(t, wsmw.RedactQuery(tc.in), tc.want)
+		testutil.Equal(t, wsmw.RedactQuery(tc.in), tc.want)
 	}
 }
 
@@ -280,12 +282,12 @@ func TestLoggerRedactsAuthsRenamedQuery(t *testing.T) {
 		}
 		srv := serve(t, &wsroute.Options{Logger: l}, whoAmI, wsmw.Logger(l),
 			wsmw.Auth(wsmw.AuthOptions{Token: want, Query: "s"}))
-		_, err := attempt(tctx(t), wsURL(srv, "/ws?s="+secret+"&room=lobby"), nil)
-		noErr(t, err)
+		_, err := attempt(testutil.Ctx(t), wsURL(srv, "/ws?s="+secret+"&room=lobby"), nil)
+		testutil.NoErr(t, err)
 		logs.endLogged(t)
 		out := logs.String()
-		check(t, !strings.Contains(out, secret), "the token leaked into the log:\n%s", out)
-		check(t, strings.Contains(out, "s=REDACTED&room=lobby"), "query not logged as expected:\n%s", out)
+		testutil.Check(t, !strings.Contains(out, secret), "the token leaked into the log:\n%s", out)
+		testutil.Check(t, strings.Contains(out, "s=REDACTED&room=lobby"), "query not logged as expected:\n%s", out)
 	}
 }
 
@@ -300,15 +302,15 @@ func TestLoggerClientGoneIsNotAnError(t *testing.T) {
 		return c.Accept(ctx)
 	}, wsmw.Logger(l))
 	nc, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	_, err = nc.Write([]byte("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"))
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	time.Sleep(50 * time.Millisecond)
 	nc.Close()
 	lines := logs.endLogged(t)
 	last := lines[len(lines)-1]
-	equal(t, last["msg"], any("websocket refused"))
-	equal(t, last["status"], any(0.0))
-	equal(t, last["level"], any("INFO"))
+	testutil.Equal(t, last["msg"], any("websocket refused"))
+	testutil.Equal(t, last["status"], any(0.0))
+	testutil.Equal(t, last["level"], any("INFO"))
 }

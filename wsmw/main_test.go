@@ -12,7 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/nexio-go/nexio/internal/testutil"
 
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"
@@ -33,27 +34,6 @@ func TestMain(m *testing.M) {
 }
 
 // Tiny assertion helpers: tests read as plain Go.
-
-func check(t testing.TB, ok bool, format string, args ...any) {
-	t.Helper()
-	if !ok {
-		t.Fatalf(format, args...)
-	}
-}
-
-func noErr(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatalf("unexpected error: %v", err)
-	}
-}
-
-func equal[T comparable](t testing.TB, got, want T) {
-	t.Helper()
-	if got != want {
-		t.Fatalf("got %v, want %v", got, want)
-	}
-}
 
 // logBuffer collects log output for assertions.
 type logBuffer struct {
@@ -107,16 +87,10 @@ func wsURL(srv *httptest.Server, path string) string {
 	return "ws" + strings.TrimPrefix(srv.URL, "http") + path
 }
 
-func tctx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // dial connects and fails the test if the handshake fails.
 func dial(t testing.TB, srv *httptest.Server, path string, opts *websocket.DialOptions) *websocket.Conn {
 	t.Helper()
-	c, resp, err := websocket.Dial(tctx(t), wsURL(srv, path), opts)
+	c, resp, err := websocket.Dial(testutil.Ctx(t), wsURL(srv, path), opts)
 	if err != nil {
 		status := 0
 		if resp != nil {
@@ -171,7 +145,7 @@ func attempt(ctx context.Context, url string, opts *websocket.DialOptions) (outc
 // and reason the server sent (-1 if none).
 func readClose(t testing.TB, c *websocket.Conn) (websocket.StatusCode, string) {
 	t.Helper()
-	ctx := tctx(t)
+	ctx := testutil.Ctx(t)
 	for {
 		_, _, err := c.Read(ctx)
 		if err == nil {
@@ -204,34 +178,23 @@ func echo(ctx context.Context, c *wsroute.Conn) error {
 // roundTrip sends msg and returns the reply.
 func roundTrip(t testing.TB, c *websocket.Conn, msg string) string {
 	t.Helper()
-	ctx := tctx(t)
-	noErr(t, c.Write(ctx, websocket.MessageText, []byte(msg)))
+	ctx := testutil.Ctx(t)
+	testutil.NoErr(t, c.Write(ctx, websocket.MessageText, []byte(msg)))
 	_, got, err := c.Read(ctx)
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	return string(got)
 }
 
 // eventually polls cond until it holds or five seconds pass.
-func eventually(t testing.TB, cond func() bool, format string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf(format, args...)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // mustPanic asserts that f panics with a message starting with prefix.
 func mustPanic(t testing.TB, prefix string, f func()) {
 	t.Helper()
 	defer func() {
 		t.Helper()
 		p := recover()
-		check(t, p != nil, "did not panic")
+		testutil.Check(t, p != nil, "did not panic")
 		msg := fmt.Sprint(p)
-		check(t, strings.HasPrefix(msg, prefix), "panic %q does not start with %q", msg, prefix)
+		testutil.Check(t, strings.HasPrefix(msg, prefix), "panic %q does not start with %q", msg, prefix)
 	}()
 	f()
 }

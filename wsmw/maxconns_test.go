@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/coder/websocket"
 
 	"github.com/nexio-go/nexio/wsmw"
@@ -46,7 +48,7 @@ func holdServer(t *testing.T, mw wsmw.Middleware) (srv string, release func()) {
 // that hangs up on them.
 func holdBurst(t *testing.T, url string, n int, ip func(int) string) (map[outcome]int, map[string]int, func()) {
 	t.Helper()
-	ctx := tctx(t)
+	ctx := testutil.Ctx(t)
 	var mu sync.Mutex
 	counts := make(map[outcome]int)
 	held := make(map[string]int)
@@ -125,26 +127,26 @@ func TestMaxConnsBurst(t *testing.T) {
 			cl := wsmw.NewConnLimiter(tc.opts)
 			url, _ := holdServer(t, cl.Middleware())
 			counts, heldBy, hangUp := holdBurst(t, url, 500, tc.ip)
-			equal(t, counts[held], tc.wantHeld)
-			check(t, counts[tryAgainLater] == 500-tc.wantHeld, "outcomes: %v", counts)
-			equal(t, len(counts), 2)
+			testutil.Equal(t, counts[held], tc.wantHeld)
+			testutil.Check(t, counts[tryAgainLater] == 500-tc.wantHeld, "outcomes: %v", counts)
+			testutil.Equal(t, len(counts), 2)
 			most := 0
 			for _, n := range heldBy {
 				most = max(most, n)
 			}
-			equal(t, most, tc.wantPerIP)
+			testutil.Equal(t, most, tc.wantPerIP)
 			total, keys := cl.Counts()
-			equal(t, total, tc.wantHeld)
+			testutil.Equal(t, total, tc.wantHeld)
 			if tc.opts.PerIP > 0 {
-				equal(t, keys, len(heldBy))
+				testutil.Equal(t, keys, len(heldBy))
 			}
 
 			// Clients leaving free every place, and the table empties.
 			hangUp()
-			eventually(t, func() bool { total, keys := cl.Counts(); return total == 0 && keys == 0 },
+			testutil.Eventually(t, func() bool { total, keys := cl.Counts(); return total == 0 && keys == 0 },
 				"places not released: %v", counts)
-			got, kept := holdAttempt(tctx(t), url, tc.ip(0))
-			equal(t, got, held)
+			got, kept := holdAttempt(testutil.Ctx(t), url, tc.ip(0))
+			testutil.Equal(t, got, held)
 			kept.CloseNow()
 		})
 	}
@@ -166,13 +168,13 @@ func TestMaxConnsReleasesOnEveryEnd(t *testing.T) {
 			cl := wsmw.NewConnLimiter(wsmw.MaxConnsOptions{Total: 1, PerIP: 1})
 			srv := serve(t, nil, tc.handler, cl.Middleware())
 			for range 5 {
-				got, err := attempt(tctx(t), wsURL(srv, "/ws"), nil)
-				noErr(t, err)
-				check(t, got != tryAgainLater, "a place was not released")
+				got, err := attempt(testutil.Ctx(t), wsURL(srv, "/ws"), nil)
+				testutil.NoErr(t, err)
+				testutil.Check(t, got != tryAgainLater, "a place was not released")
 			}
 			total, keys := cl.Counts()
-			equal(t, total, 0)
-			equal(t, keys, 0)
+			testutil.Equal(t, total, 0)
+			testutil.Equal(t, keys, 0)
 		})
 	}
 }
@@ -180,13 +182,13 @@ func TestMaxConnsReleasesOnEveryEnd(t *testing.T) {
 func TestMaxConnsRejectHTTP(t *testing.T) {
 	t.Parallel()
 	url, _ := holdServer(t, wsmw.MaxConns(wsmw.MaxConnsOptions{PerIP: 1, RejectHTTP: true}))
-	got, kept := holdAttempt(tctx(t), url, "192.0.2.1")
-	equal(t, got, held)
+	got, kept := holdAttempt(testutil.Ctx(t), url, "192.0.2.1")
+	testutil.Equal(t, got, held)
 	defer kept.CloseNow()
-	got, _ = holdAttempt(tctx(t), url, "192.0.2.1")
-	equal(t, got, outcome{status: http.StatusServiceUnavailable})
-	got, other := holdAttempt(tctx(t), url, "192.0.2.2")
-	equal(t, got, held)
+	got, _ = holdAttempt(testutil.Ctx(t), url, "192.0.2.1")
+	testutil.Equal(t, got, outcome{status: http.StatusServiceUnavailable})
+	got, other := holdAttempt(testutil.Ctx(t), url, "192.0.2.2")
+	testutil.Equal(t, got, held)
 	other.CloseNow()
 }
 

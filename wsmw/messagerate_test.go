@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/coder/websocket"
 
 	"github.com/nexio-go/nexio/wsmw"
@@ -40,18 +42,18 @@ func TestMessageRate(t *testing.T) {
 			// Two connections: each has its own budget.
 			for range 2 {
 				c := dial(t, srv, "/ws", nil)
-				ctx := tctx(t)
+				ctx := testutil.Ctx(t)
 				echos := 0
 				if tc.wantEchos < 0 {
 					// One at a time, each sent a pause after the server
 					// handled the previous one.
 					for i := range tc.send {
-						equal(t, roundTrip(t, c, fmt.Sprint(i)), fmt.Sprint("Echo: ", i))
+						testutil.Equal(t, roundTrip(t, c, fmt.Sprint(i)), fmt.Sprint("Echo: ", i))
 						time.Sleep(tc.pause)
 					}
 					c.Close(websocket.StatusNormalClosure, "")
 					err := <-handlerErr
-					check(t, !errors.Is(err, wsmw.ErrMessageRate), "refused under the rate: %v", err)
+					testutil.Check(t, !errors.Is(err, wsmw.ErrMessageRate), "refused under the rate: %v", err)
 					continue
 				}
 				for i := range tc.send {
@@ -64,13 +66,13 @@ func TestMessageRate(t *testing.T) {
 					}
 					echos++
 				}
-				equal(t, echos, tc.wantEchos)
-				equal(t, websocket.CloseStatus(err), websocket.StatusPolicyViolation)
+				testutil.Equal(t, echos, tc.wantEchos)
+				testutil.Equal(t, websocket.CloseStatus(err), websocket.StatusPolicyViolation)
 				var ce websocket.CloseError
-				check(t, errors.As(err, &ce) && ce.Reason == "message rate exceeded", "close: %v", err)
+				testutil.Check(t, errors.As(err, &ce) && ce.Reason == "message rate exceeded", "close: %v", err)
 				err = <-handlerErr
-				check(t, errors.Is(err, wsmw.ErrMessageRate), "handler's error %v does not wrap ErrMessageRate", err)
-				check(t, errors.Is(err, wsroute.ErrClosed), "handler's error %v does not wrap ErrClosed", err)
+				testutil.Check(t, errors.Is(err, wsmw.ErrMessageRate), "handler's error %v does not wrap ErrMessageRate", err)
+				testutil.Check(t, errors.Is(err, wsroute.ErrClosed), "handler's error %v does not wrap ErrClosed", err)
 			}
 		})
 	}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/coder/websocket"
 
 	"github.com/nexio-go/nexio/wsmw"
@@ -32,7 +34,7 @@ const inFlight = 50
 // counts what the clients saw.
 func burst(t testing.TB, srv string, n int, ip func(i int) string) map[outcome]int {
 	t.Helper()
-	ctx := tctx(t)
+	ctx := testutil.Ctx(t)
 	var mu sync.Mutex
 	counts := make(map[outcome]int)
 	var wg sync.WaitGroup
@@ -104,11 +106,11 @@ func TestRateLimitBurst(t *testing.T) {
 				return c.Accept(ctx)
 			}, rl.Middleware())
 			counts := burst(t, wsURL(srv, "/ws"), tc.attempts, tc.ip)
-			check(t, counts[accepted] == tc.wantOK, "outcomes: %v", counts)
-			check(t, counts[rateLimited] == tc.attempts-tc.wantOK, "outcomes: %v", counts)
-			equal(t, len(counts), min(2, 1+tc.attempts-tc.wantOK))
-			equal(t, int(ran.Load()), tc.wantOK)
-			equal(t, rl.Len(), tc.wantTable)
+			testutil.Check(t, counts[accepted] == tc.wantOK, "outcomes: %v", counts)
+			testutil.Check(t, counts[rateLimited] == tc.attempts-tc.wantOK, "outcomes: %v", counts)
+			testutil.Equal(t, len(counts), min(2, 1+tc.attempts-tc.wantOK))
+			testutil.Equal(t, int(ran.Load()), tc.wantOK)
+			testutil.Equal(t, rl.Len(), tc.wantTable)
 		})
 	}
 }
@@ -122,9 +124,9 @@ func TestRateLimitRealClock(t *testing.T) {
 	start := time.Now()
 	counts := burst(t, wsURL(srv, "/ws"), 500, oneIP)
 	refilled := int(20 * time.Since(start).Seconds())
-	check(t, counts[accepted] >= 40 && counts[accepted] <= 40+refilled+1,
+	testutil.Check(t, counts[accepted] >= 40 && counts[accepted] <= 40+refilled+1,
 		"%d allowed in %v, want 40 plus at most %d refilled", counts[accepted], time.Since(start), refilled)
-	equal(t, counts[accepted]+counts[rateLimited], 500)
+	testutil.Equal(t, counts[accepted]+counts[rateLimited], 500)
 }
 
 func TestRateLimitEviction(t *testing.T) {
@@ -137,16 +139,16 @@ func TestRateLimitEviction(t *testing.T) {
 		for i := range 10 {
 			rl.Allow(distinctIP(i))
 		}
-		equal(t, rl.Len(), 10)
+		testutil.Equal(t, rl.Len(), 10)
 		clock.advance(1900 * time.Millisecond)
 		rl.Allow(distinctIP(0)) // seen again: stays
-		equal(t, rl.Len(), 10)
+		testutil.Equal(t, rl.Len(), 10)
 		clock.advance(100 * time.Millisecond) // 2 s since the others
 		rl.Allow("192.0.2.1")
-		equal(t, rl.Len(), 2)
+		testutil.Equal(t, rl.Len(), 2)
 		clock.advance(2 * time.Second)
 		rl.Allow("192.0.2.1")
-		equal(t, rl.Len(), 1)
+		testutil.Equal(t, rl.Len(), 1)
 	})
 	t.Run("the table never exceeds MaxKeys; the least recently seen goes", func(t *testing.T) {
 		t.Parallel()
@@ -154,14 +156,14 @@ func TestRateLimitEviction(t *testing.T) {
 		rl.SetClock(newFrozen().now)
 		for i := range 10000 {
 			ok, _ := rl.Allow(distinctIP(i % 65536))
-			check(t, ok, "first attempt of a new IP refused")
-			check(t, rl.Len() <= 100, "table grew to %d", rl.Len())
+			testutil.Check(t, ok, "first attempt of a new IP refused")
+			testutil.Check(t, rl.Len() <= 100, "table grew to %d", rl.Len())
 		}
-		equal(t, rl.Len(), 100)
+		testutil.Equal(t, rl.Len(), 100)
 		ok, _ := rl.Allow(distinctIP(9999)) // remembered: refused
-		check(t, !ok, "a remembered IP got a second token")
+		testutil.Check(t, !ok, "a remembered IP got a second token")
 		ok, _ = rl.Allow(distinctIP(0)) // forgotten long ago: fresh bucket
-		check(t, ok, "a forgotten IP was refused")
+		testutil.Check(t, ok, "a forgotten IP was refused")
 	})
 	t.Run("forgetting an idle key changes nothing", func(t *testing.T) {
 		t.Parallel()
@@ -170,20 +172,20 @@ func TestRateLimitEviction(t *testing.T) {
 		rl.SetClock(clock.now)
 		for range 4 {
 			ok, _ := rl.Allow("a")
-			check(t, ok, "burst refused")
+			testutil.Check(t, ok, "burst refused")
 		}
 		ok, wait := rl.Allow("a")
-		check(t, !ok, "over the burst allowed")
-		equal(t, wait, 500*time.Millisecond)
+		testutil.Check(t, !ok, "over the burst allowed")
+		testutil.Equal(t, wait, 500*time.Millisecond)
 		clock.advance(2 * time.Second) // IdleTimeout: forgotten, and full anyway
 		rl.Allow("b")
-		equal(t, rl.Len(), 1)
+		testutil.Equal(t, rl.Len(), 1)
 		for range 4 {
 			ok, _ := rl.Allow("a")
-			check(t, ok, "refilled burst refused")
+			testutil.Check(t, ok, "refilled burst refused")
 		}
 		ok, _ = rl.Allow("a")
-		check(t, !ok, "over the burst allowed after eviction")
+		testutil.Check(t, !ok, "over the burst allowed after eviction")
 	})
 }
 
@@ -196,14 +198,14 @@ func TestRateLimitRejectHTTP(t *testing.T) {
 		ran.Add(1)
 		return c.Accept(ctx)
 	}, rl.Middleware())
-	got, err := attempt(tctx(t), wsURL(srv, "/ws"), nil)
-	noErr(t, err)
-	equal(t, got, accepted)
-	_, resp, err := websocket.Dial(tctx(t), wsURL(srv, "/ws"), nil)
-	check(t, err != nil, "second attempt accepted")
-	equal(t, resp.StatusCode, http.StatusTooManyRequests)
-	equal(t, resp.Header.Get("Retry-After"), "3") // 2.5 s, rounded up
-	equal(t, ran.Load(), 1)
+	got, err := attempt(testutil.Ctx(t), wsURL(srv, "/ws"), nil)
+	testutil.NoErr(t, err)
+	testutil.Equal(t, got, accepted)
+	_, resp, err := websocket.Dial(testutil.Ctx(t), wsURL(srv, "/ws"), nil)
+	testutil.Check(t, err != nil, "second attempt accepted")
+	testutil.Equal(t, resp.StatusCode, http.StatusTooManyRequests)
+	testutil.Equal(t, resp.Header.Get("Retry-After"), "3") // 2.5 s, rounded up
+	testutil.Equal(t, ran.Load(), 1)
 }
 
 func TestIPKey(t *testing.T) {
@@ -222,9 +224,9 @@ func TestIPKey(t *testing.T) {
 		return c.Reject(http.StatusTeapot, "")
 	})
 	for _, tc := range testCases {
-		_, err := attempt(tctx(t), wsURL(srv, "/ws"), &websocket.DialOptions{HTTPHeader: http.Header{"X-Real-IP": {tc.ip}}})
-		noErr(t, err)
-		equal(t, <-keys, tc.want)
+		_, err := attempt(testutil.Ctx(t), wsURL(srv, "/ws"), &websocket.DialOptions{HTTPHeader: http.Header{"X-Real-IP": {tc.ip}}})
+		testutil.NoErr(t, err)
+		testutil.Equal(t, <-keys, tc.want)
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/nexio-go/nexio/wsmw"
 	"github.com/nexio-go/nexio/wsroute"
 )
@@ -72,23 +74,23 @@ func TestRecover(t *testing.T) {
 			})
 			l, logs := testLogger()
 			srv := serve(t, &wsroute.Options{Logger: l}, tc.handler, outer, wsmw.Recover)
-			got, err := attempt(tctx(t), wsURL(srv, "/ws"), nil)
-			noErr(t, err)
-			equal(t, got, tc.want)
+			got, err := attempt(testutil.Ctx(t), wsURL(srv, "/ws"), nil)
+			testutil.NoErr(t, err)
+			testutil.Equal(t, got, tc.want)
 			err = <-seen
 			if tc.wantPanic == nil {
-				check(t, errors.Is(err, tc.wantErr), "got %v, want %v", err, tc.wantErr)
+				testutil.Check(t, errors.Is(err, tc.wantErr), "got %v, want %v", err, tc.wantErr)
 				return
 			}
 			var pe *wsmw.PanicError
-			check(t, errors.As(err, &pe), "outer middleware saw %v, want a *PanicError", err)
-			equal(t, pe.Error() != "", true)
-			check(t, strings.Contains(string(pe.Stack), "recover_test.go"), "stack does not show where it panicked:\n%s", pe.Stack)
-			check(t, strings.HasPrefix(pe.Error(), "wsmw: recovered panic: "), "error text %q", pe.Error())
+			testutil.Check(t, errors.As(err, &pe), "outer middleware saw %v, want a *PanicError", err)
+			testutil.Equal(t, pe.Error() != "", true)
+			testutil.Check(t, strings.Contains(string(pe.Stack), "recover_test.go"), "stack does not show where it panicked:\n%s", pe.Stack)
+			testutil.Check(t, strings.HasPrefix(pe.Error(), "wsmw: recovered panic: "), "error text %q", pe.Error())
 			var ce *wsroute.CloseError
-			check(t, !errors.As(err, &ce), "a PanicError unwrapped to its value")
+			testutil.Check(t, !errors.As(err, &ce), "a PanicError unwrapped to its value")
 			// wsroute logs it with the stack.
-			eventually(t, func() bool { return strings.Contains(logs.String(), "recover_test.go") },
+			testutil.Eventually(t, func() bool { return strings.Contains(logs.String(), "recover_test.go") },
 				"the panic's stack was not logged:\n%s", logs)
 		})
 	}

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/coder/websocket"
 
 	"github.com/nexio-go/nexio/wsroute"
@@ -52,15 +54,15 @@ func TestOrigin(t *testing.T) {
 			default:
 				h.Set("Origin", tc.origin)
 			}
-			c, resp, err := websocket.Dial(tctx(t), wsURL(srv, "/ws"), &websocket.DialOptions{HTTPHeader: h})
+			c, resp, err := websocket.Dial(testutil.Ctx(t), wsURL(srv, "/ws"), &websocket.DialOptions{HTTPHeader: h})
 			if tc.wantOK {
-				noErr(t, err)
+				testutil.NoErr(t, err)
 				c.CloseNow()
 				return
 			}
-			check(t, err != nil, "dial succeeded from a foreign origin")
-			equal(t, resp.StatusCode, http.StatusForbidden)
-			check(t, !called.Load(), "handler ran for a refused origin")
+			testutil.Check(t, err != nil, "dial succeeded from a foreign origin")
+			testutil.Equal(t, resp.StatusCode, http.StatusForbidden)
+			testutil.Check(t, !called.Load(), "handler ran for a refused origin")
 		})
 	}
 }
@@ -99,12 +101,12 @@ func TestBadHandshakes(t *testing.T) {
 				tc.mutate(req.Header)
 			}
 			resp, err := http.DefaultClient.Do(req)
-			noErr(t, err)
+			testutil.NoErr(t, err)
 			resp.Body.Close()
-			equal(t, resp.StatusCode, tc.want)
+			testutil.Equal(t, resp.StatusCode, tc.want)
 		})
 	}
-	check(t, !called.Load(), "handler ran for a bad handshake")
+	testutil.Check(t, !called.Load(), "handler ran for a bad handshake")
 }
 
 func TestSubprotocols(t *testing.T) {
@@ -119,15 +121,15 @@ func TestSubprotocols(t *testing.T) {
 	srv := serve(t, opts, "/ws", handler)
 	for offer, want := range map[string]string{"chat.v1": "chat.v1", "other": "", "other,chat.v2": "chat.v2"} {
 		c := dial(t, srv, "/ws", &websocket.DialOptions{Subprotocols: strings.Split(offer, ",")})
-		_, got, err := c.Read(tctx(t))
-		noErr(t, err)
-		equal(t, string(got), "["+want+"]")
-		equal(t, c.Subprotocol(), want)
+		_, got, err := c.Read(testutil.Ctx(t))
+		testutil.NoErr(t, err)
+		testutil.Equal(t, string(got), "["+want+"]")
+		testutil.Equal(t, c.Subprotocol(), want)
 	}
 	strict := serve(t, &wsroute.Options{Subprotocols: []string{"chat.v1"}, RequireSubprotocol: true}, "/ws", handler)
-	_, resp, err := websocket.Dial(tctx(t), wsURL(strict, "/ws"), &websocket.DialOptions{Subprotocols: []string{"other"}})
-	check(t, err != nil, "dial without a supported subprotocol succeeded")
-	equal(t, resp.StatusCode, http.StatusBadRequest)
+	_, resp, err := websocket.Dial(testutil.Ctx(t), wsURL(strict, "/ws"), &websocket.DialOptions{Subprotocols: []string{"other"}})
+	testutil.Check(t, err != nil, "dial without a supported subprotocol succeeded")
+	testutil.Equal(t, resp.StatusCode, http.StatusBadRequest)
 
 	// The handler picks: the token-in-subprotocol pattern of browsers.
 	pick := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
@@ -137,12 +139,12 @@ func TestSubprotocols(t *testing.T) {
 		}
 		return c.SendText(ctx, c.Subprotocol())
 	})
-	c, resp, err := websocket.Dial(tctx(t), wsURL(pick, "/ws"), &websocket.DialOptions{Subprotocols: []string{"bearer", "tok123"}})
-	noErr(t, err)
-	equal(t, resp.Header.Get("X-Node"), "a")
-	_, got, err := c.Read(tctx(t))
-	noErr(t, err)
-	equal(t, string(got), "tok123")
+	c, resp, err := websocket.Dial(testutil.Ctx(t), wsURL(pick, "/ws"), &websocket.DialOptions{Subprotocols: []string{"bearer", "tok123"}})
+	testutil.NoErr(t, err)
+	testutil.Equal(t, resp.Header.Get("X-Node"), "a")
+	_, got, err := c.Read(testutil.Ctx(t))
+	testutil.NoErr(t, err)
+	testutil.Equal(t, string(got), "tok123")
 	c.CloseNow()
 }
 
@@ -150,7 +152,7 @@ func TestClientVanishes(t *testing.T) {
 	t.Parallel()
 	errs := make(chan error, 1)
 	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
-		noErr(t, c.Accept(ctx))
+		testutil.NoErr(t, c.Accept(ctx))
 		_, err := c.ReceiveText(ctx)
 		errs <- err
 		return err
@@ -162,8 +164,8 @@ func TestClientVanishes(t *testing.T) {
 	nc.Close()
 	select {
 	case err := <-errs:
-		check(t, errors.Is(err, wsroute.ErrClosed), "Receive error %v does not wrap ErrClosed", err)
-		equal(t, wsroute.CloseStatus(err), -1)
+		testutil.Check(t, errors.Is(err, wsroute.ErrClosed), "Receive error %v does not wrap ErrClosed", err)
+		testutil.Equal(t, wsroute.CloseStatus(err), -1)
 	case <-time.After(5 * time.Second):
 		t.Fatal("Receive did not return after the client vanished")
 	}
@@ -189,7 +191,7 @@ func TestMalformedFrames(t *testing.T) {
 			logger, _ := testLogger(t)
 			errs := make(chan error, 1)
 			srv := serve(t, &wsroute.Options{Logger: logger}, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
-				noErr(t, c.Accept(ctx))
+				testutil.NoErr(t, c.Accept(ctx))
 				_, err := c.ReceiveText(ctx)
 				errs <- err
 				return err
@@ -197,20 +199,20 @@ func TestMalformedFrames(t *testing.T) {
 			nc := rawDial(t, srv, "/ws", nil)
 			defer nc.Close()
 			_, err := nc.Write(tc.bytes)
-			noErr(t, err)
+			testutil.NoErr(t, err)
 			nc.SetReadDeadline(time.Now().Add(5 * time.Second))
 			br := bufio.NewReader(nc)
 			op, payload, err := readFrame(br)
 			if err == nil {
-				equal(t, op, byte(8))
-				check(t, len(payload) >= 2, "close frame without a code")
+				testutil.Equal(t, op, byte(8))
+				testutil.Check(t, len(payload) >= 2, "close frame without a code")
 				code := binary.BigEndian.Uint16(payload)
-				equal(t, code, uint16(websocket.StatusProtocolError))
+				testutil.Equal(t, code, uint16(websocket.StatusProtocolError))
 			}
 			// Or no code at all: the connection just ends. Never 1011.
 			select {
 			case err := <-errs:
-				check(t, err != nil, "Receive returned no error")
+				testutil.Check(t, err != nil, "Receive returned no error")
 			case <-time.After(5 * time.Second):
 				t.Fatal("Receive did not return")
 			}
@@ -222,21 +224,21 @@ func TestReadLimit(t *testing.T) {
 	t.Parallel()
 	srv := serve(t, &wsroute.Options{ReadLimit: 10}, "/ws", echo)
 	c := dial(t, srv, "/ws", nil)
-	ctx := tctx(t)
-	noErr(t, c.Write(ctx, websocket.MessageText, []byte("0123456789")))
+	ctx := testutil.Ctx(t)
+	testutil.NoErr(t, c.Write(ctx, websocket.MessageText, []byte("0123456789")))
 	_, got, err := c.Read(ctx)
-	noErr(t, err)
-	equal(t, string(got), "Echo: 0123456789")
-	noErr(t, c.Write(ctx, websocket.MessageText, []byte("0123456789a")))
+	testutil.NoErr(t, err)
+	testutil.Equal(t, string(got), "Echo: 0123456789")
+	testutil.NoErr(t, c.Write(ctx, websocket.MessageText, []byte("0123456789a")))
 	code, _ := readClose(t, c)
-	equal(t, code, websocket.StatusMessageTooBig)
+	testutil.Equal(t, code, websocket.StatusMessageTooBig)
 }
 
 func TestClientStopsReading(t *testing.T) {
 	t.Parallel()
 	errs := make(chan error, 1)
 	srv := serve(t, &wsroute.Options{WriteTimeout: 200 * time.Millisecond}, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
-		noErr(t, c.Accept(ctx))
+		testutil.NoErr(t, c.Accept(ctx))
 		big := make([]byte, 64<<10)
 		for i := 0; i < 10000; i++ { // bounded: 640 MiB is far beyond any socket buffer
 			if err := c.SendBytes(ctx, big); err != nil {
@@ -251,7 +253,7 @@ func TestClientStopsReading(t *testing.T) {
 	defer nc.Close()
 	select {
 	case err := <-errs:
-		check(t, errors.Is(err, wsroute.ErrClosed), "send error %v does not wrap ErrClosed", err)
+		testutil.Check(t, errors.Is(err, wsroute.ErrClosed), "send error %v does not wrap ErrClosed", err)
 	case <-time.After(20 * time.Second):
 		t.Fatal("a client that stopped reading blocked the sender")
 	}
@@ -263,7 +265,7 @@ func TestSendContextBoundsTheCall(t *testing.T) {
 	t.Parallel()
 	errs := make(chan error, 1)
 	srv := serve(t, &wsroute.Options{WriteTimeout: time.Minute}, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
-		noErr(t, c.Accept(ctx))
+		testutil.NoErr(t, c.Accept(ctx))
 		sctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 		defer cancel()
 		big := make([]byte, 1<<20)
@@ -280,8 +282,8 @@ func TestSendContextBoundsTheCall(t *testing.T) {
 	defer nc.Close()
 	select {
 	case err := <-errs:
-		check(t, errors.Is(err, context.DeadlineExceeded), "error %v does not wrap DeadlineExceeded", err)
-		check(t, errors.Is(err, wsroute.ErrClosed), "error %v does not wrap ErrClosed", err)
+		testutil.Check(t, errors.Is(err, context.DeadlineExceeded), "error %v does not wrap DeadlineExceeded", err)
+		testutil.Check(t, errors.Is(err, wsroute.ErrClosed), "error %v does not wrap ErrClosed", err)
 	case <-time.After(20 * time.Second):
 		t.Fatal("Send ignored its context")
 	}

@@ -6,6 +6,8 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/coder/websocket"
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -39,18 +41,18 @@ func TestUpgradeThroughChiMiddleware(t *testing.T) {
 	srv := httptest.NewServer(r)
 	defer srv.Close()
 	c := dial(t, srv, "/ws/user/42", &websocket.DialOptions{HTTPHeader: http.Header{"X-Real-Ip": {"203.0.113.9"}}})
-	ctx := tctx(t)
+	ctx := testutil.Ctx(t)
 	_, got, err := c.Read(ctx)
-	noErr(t, err)
-	equal(t, string(got), "Welcome, User 42!")
+	testutil.NoErr(t, err)
+	testutil.Equal(t, string(got), "Welcome, User 42!")
 	_, reqID, err := c.Read(ctx)
-	noErr(t, err)
-	check(t, len(reqID) > 0, "request ID from chi's middleware did not reach the handler's context")
-	equal(t, <-ips, "203.0.113.9")
-	noErr(t, c.Write(ctx, websocket.MessageText, []byte("x")))
+	testutil.NoErr(t, err)
+	testutil.Check(t, len(reqID) > 0, "request ID from chi's middleware did not reach the handler's context")
+	testutil.Equal(t, <-ips, "203.0.113.9")
+	testutil.NoErr(t, c.Write(ctx, websocket.MessageText, []byte("x")))
 	_, got, err = c.Read(ctx)
-	noErr(t, err)
-	equal(t, string(got), "Echo: x")
+	testutil.NoErr(t, err)
+	testutil.Equal(t, string(got), "Echo: x")
 	c.Close(websocket.StatusNormalClosure, "")
 }
 
@@ -68,6 +70,6 @@ func TestClientIPFromChiContext(t *testing.T) {
 	}))
 	srv := httptest.NewServer(r)
 	defer srv.Close()
-	websocket.Dial(tctx(t), wsURL(srv, "/ws"), &websocket.DialOptions{HTTPHeader: http.Header{"X-Real-Ip": {"198.51.100.7"}}})
-	equal(t, <-ips, "198.51.100.7")
+	websocket.Dial(testutil.Ctx(t), wsURL(srv, "/ws"), &websocket.DialOptions{HTTPHeader: http.Header{"X-Real-Ip": {"198.51.100.7"}}})
+	testutil.Equal(t, <-ips, "198.51.100.7")
 }

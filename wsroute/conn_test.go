@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/coder/websocket"
 
 	"github.com/nexio-go/nexio/wsroute"
@@ -31,7 +33,7 @@ func TestRequestAccessorsAndState(t *testing.T) {
 	})
 	c := dial(t, srv, "/ws/lobby?x=1", &websocket.DialOptions{HTTPHeader: http.Header{"X-Test": {"yes"}}})
 	c.CloseNow()
-	equal(t, <-got, "lobby|1|yes|127.0.0.1|ann|true|22|/ws/lobby")
+	testutil.Equal(t, <-got, "lobby|1|yes|127.0.0.1|ann|true|22|/ws/lobby")
 }
 
 func TestIDsAreUnique(t *testing.T) {
@@ -39,14 +41,14 @@ func TestIDsAreUnique(t *testing.T) {
 	ids := make(chan string, 50)
 	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
 		ids <- c.ID()
-		equal(t, c.ID(), c.ID())
+		testutil.Equal(t, c.ID(), c.ID())
 		return c.Reject(http.StatusNoContent, "")
 	})
 	seen := map[string]bool{}
 	for range 50 {
-		websocket.Dial(tctx(t), wsURL(srv, "/ws"), nil)
+		websocket.Dial(testutil.Ctx(t), wsURL(srv, "/ws"), nil)
 		id := <-ids
-		check(t, !seen[id], "duplicate ID %q", id)
+		testutil.Check(t, !seen[id], "duplicate ID %q", id)
 		seen[id] = true
 	}
 }
@@ -54,7 +56,7 @@ func TestIDsAreUnique(t *testing.T) {
 func TestMessagesIterator(t *testing.T) {
 	t.Parallel()
 	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
-		noErr(t, c.Accept(ctx))
+		testutil.NoErr(t, c.Accept(ctx))
 		for msg, err := range c.Messages(ctx) {
 			if err != nil {
 				return err
@@ -66,16 +68,16 @@ func TestMessagesIterator(t *testing.T) {
 		return nil
 	})
 	c := dial(t, srv, "/ws", nil)
-	ctx := tctx(t)
-	noErr(t, c.Write(ctx, websocket.MessageText, []byte("a")))
-	noErr(t, c.Write(ctx, websocket.MessageBinary, []byte{0}))
+	ctx := testutil.Ctx(t)
+	testutil.NoErr(t, c.Write(ctx, websocket.MessageText, []byte("a")))
+	testutil.NoErr(t, c.Write(ctx, websocket.MessageBinary, []byte{0}))
 	_, m1, err := c.Read(ctx)
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	typ, m2, err := c.Read(ctx)
-	noErr(t, err)
-	equal(t, string(m1), "text:a")
-	equal(t, typ, websocket.MessageBinary)
-	equal(t, string(m2), "binary:\x00")
+	testutil.NoErr(t, err)
+	testutil.Equal(t, string(m1), "text:a")
+	testutil.Equal(t, typ, websocket.MessageBinary)
+	testutil.Equal(t, string(m2), "binary:\x00")
 	c.Close(websocket.StatusNormalClosure, "")
 }
 
@@ -86,7 +88,7 @@ func TestJSON(t *testing.T) {
 		Text string `json:"text"`
 	}
 	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
-		noErr(t, c.Accept(ctx))
+		testutil.NoErr(t, c.Accept(ctx))
 		var m msg
 		if err := c.ReceiveJSON(ctx, &m); err != nil {
 			return err
@@ -95,18 +97,18 @@ func TestJSON(t *testing.T) {
 		return c.SendJSON(ctx, m)
 	})
 	c := dial(t, srv, "/ws", nil)
-	ctx := tctx(t)
-	noErr(t, c.Write(ctx, websocket.MessageText, []byte(`{"n":41,"text":"hi"}`)))
+	ctx := testutil.Ctx(t)
+	testutil.NoErr(t, c.Write(ctx, websocket.MessageText, []byte(`{"n":41,"text":"hi"}`)))
 	typ, got, err := c.Read(ctx)
-	noErr(t, err)
-	equal(t, typ, websocket.MessageText)
-	equal(t, string(got), `{"n":42,"text":"hi"}`)
+	testutil.NoErr(t, err)
+	testutil.Equal(t, typ, websocket.MessageText)
+	testutil.Equal(t, string(got), `{"n":42,"text":"hi"}`)
 }
 
 func TestReceiveBytes(t *testing.T) {
 	t.Parallel()
 	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
-		noErr(t, c.Accept(ctx))
+		testutil.NoErr(t, c.Accept(ctx))
 		b, err := c.ReceiveBytes(ctx)
 		if err != nil {
 			return err
@@ -118,21 +120,21 @@ func TestReceiveBytes(t *testing.T) {
 		return err
 	})
 	c := dial(t, srv, "/ws", nil)
-	ctx := tctx(t)
-	noErr(t, c.Write(ctx, websocket.MessageBinary, []byte{1, 2, 3}))
+	ctx := testutil.Ctx(t)
+	testutil.NoErr(t, c.Write(ctx, websocket.MessageBinary, []byte{1, 2, 3}))
 	_, got, err := c.Read(ctx)
-	noErr(t, err)
-	equal(t, string(got), "\x01\x02\x03")
-	noErr(t, c.Write(ctx, websocket.MessageText, []byte("text")))
+	testutil.NoErr(t, err)
+	testutil.Equal(t, string(got), "\x01\x02\x03")
+	testutil.NoErr(t, c.Write(ctx, websocket.MessageText, []byte("text")))
 	code, _ := readClose(t, c)
-	equal(t, code, websocket.StatusUnsupportedData)
+	testutil.Equal(t, code, websocket.StatusUnsupportedData)
 }
 
 func TestConcurrentSends(t *testing.T) {
 	t.Parallel()
 	const senders, each = 8, 200
 	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
-		noErr(t, c.Accept(ctx))
+		testutil.NoErr(t, c.Accept(ctx))
 		var wg sync.WaitGroup
 		for i := range senders {
 			wg.Add(1)
@@ -151,15 +153,15 @@ func TestConcurrentSends(t *testing.T) {
 		return err
 	})
 	c := dial(t, srv, "/ws", nil)
-	ctx := tctx(t)
+	ctx := testutil.Ctx(t)
 	next := make([]int, senders)
 	for range senders * each {
 		_, b, err := c.Read(ctx)
-		noErr(t, err)
+		testutil.NoErr(t, err)
 		var i, j int
 		_, err = fmt.Sscanf(string(b), "%d-%d", &i, &j)
-		noErr(t, err)
-		equal(t, j, next[i]) // each sender's messages arrive in its order
+		testutil.NoErr(t, err)
+		testutil.Equal(t, j, next[i]) // each sender's messages arrive in its order
 		next[i]++
 	}
 	c.Close(websocket.StatusNormalClosure, "")
@@ -169,7 +171,7 @@ func TestSendOnlyHandlerSeesClientLeave(t *testing.T) {
 	t.Parallel()
 	left := make(chan error, 1)
 	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
-		noErr(t, c.Accept(ctx))
+		testutil.NoErr(t, c.Accept(ctx))
 		c.CloseRead()
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
@@ -187,9 +189,9 @@ func TestSendOnlyHandlerSeesClientLeave(t *testing.T) {
 		}
 	})
 	c := dial(t, srv, "/ws", nil)
-	ctx := tctx(t)
+	ctx := testutil.Ctx(t)
 	_, _, err := c.Read(ctx)
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	// Pings are answered although the handler never calls Receive.
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -200,11 +202,11 @@ func TestSendOnlyHandlerSeesClientLeave(t *testing.T) {
 			}
 		}
 	}()
-	noErr(t, c.Ping(pingCtx))
+	testutil.NoErr(t, c.Ping(pingCtx))
 	c.Close(websocket.StatusNormalClosure, "bye")
 	select {
 	case err := <-left:
-		check(t, err != nil, "send after the client left succeeded")
+		testutil.Check(t, err != nil, "send after the client left succeeded")
 	case <-time.After(5 * time.Second):
 		t.Fatal("send-only handler did not see the client leave")
 	}
@@ -213,15 +215,15 @@ func TestSendOnlyHandlerSeesClientLeave(t *testing.T) {
 func TestCloseReadRejectsDataMessages(t *testing.T) {
 	t.Parallel()
 	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
-		noErr(t, c.Accept(ctx))
+		testutil.NoErr(t, c.Accept(ctx))
 		c.CloseRead()
 		<-c.Done()
 		return nil
 	})
 	c := dial(t, srv, "/ws", nil)
-	noErr(t, c.Write(tctx(t), websocket.MessageText, []byte("hi")))
+	testutil.NoErr(t, c.Write(testutil.Ctx(t), websocket.MessageText, []byte("hi")))
 	code, _ := readClose(t, c)
-	equal(t, code, websocket.StatusPolicyViolation)
+	testutil.Equal(t, code, websocket.StatusPolicyViolation)
 }
 
 func TestDeadPeerIsDetected(t *testing.T) {
@@ -229,7 +231,7 @@ func TestDeadPeerIsDetected(t *testing.T) {
 	errs := make(chan error, 1)
 	opts := &wsroute.Options{PingInterval: 50 * time.Millisecond, PongTimeout: 100 * time.Millisecond}
 	srv := serve(t, opts, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
-		noErr(t, c.Accept(ctx))
+		testutil.NoErr(t, c.Accept(ctx))
 		_, err := c.ReceiveText(ctx)
 		errs <- err
 		return err
@@ -238,7 +240,7 @@ func TestDeadPeerIsDetected(t *testing.T) {
 	defer nc.Close()
 	select {
 	case err := <-errs:
-		check(t, errors.Is(err, wsroute.ErrClosed), "error %v does not wrap ErrClosed", err)
+		testutil.Check(t, errors.Is(err, wsroute.ErrClosed), "error %v does not wrap ErrClosed", err)
 	case <-time.After(10 * time.Second):
 		t.Fatal("a peer that never answered pings was not detected")
 	}
@@ -249,13 +251,13 @@ func TestLivePeerSurvivesPings(t *testing.T) {
 	opts := &wsroute.Options{PingInterval: 20 * time.Millisecond, PongTimeout: 200 * time.Millisecond}
 	srv := serve(t, opts, "/ws", echo)
 	c := dial(t, srv, "/ws", nil)
-	ctx := tctx(t)
+	ctx := testutil.Ctx(t)
 	for i := range 10 {
 		time.Sleep(30 * time.Millisecond)
-		noErr(t, c.Write(ctx, websocket.MessageText, []byte("x")))
+		testutil.NoErr(t, c.Write(ctx, websocket.MessageText, []byte("x")))
 		_, got, err := c.Read(ctx) // reading also answers the server's pings
-		noErr(t, err)
-		equal(t, string(got), "Echo: x")
+		testutil.NoErr(t, err)
+		testutil.Equal(t, string(got), "Echo: x")
 		_ = i
 	}
 	c.Close(websocket.StatusNormalClosure, "")
@@ -269,17 +271,17 @@ func TestHandshakeTimeout(t *testing.T) {
 		acceptErr <- c.Accept(context.Background())
 		return nil
 	})
-	_, resp, err := websocket.Dial(tctx(t), wsURL(srv, "/ws"), nil)
-	check(t, err != nil, "dial succeeded")
-	equal(t, resp.StatusCode, http.StatusServiceUnavailable)
-	check(t, errors.Is(<-acceptErr, wsroute.ErrHandshakeTimeout), "Accept after the timeout did not fail")
+	_, resp, err := websocket.Dial(testutil.Ctx(t), wsURL(srv, "/ws"), nil)
+	testutil.Check(t, err != nil, "dial succeeded")
+	testutil.Equal(t, resp.StatusCode, http.StatusServiceUnavailable)
+	testutil.Check(t, errors.Is(<-acceptErr, wsroute.ErrHandshakeTimeout), "Accept after the timeout did not fail")
 }
 
 func TestReceiveContextBoundsTheCall(t *testing.T) {
 	t.Parallel()
 	errs := make(chan error, 1)
 	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
-		noErr(t, c.Accept(ctx))
+		testutil.NoErr(t, c.Accept(ctx))
 		rctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 		defer cancel()
 		_, err := c.ReceiveText(rctx)
@@ -288,8 +290,8 @@ func TestReceiveContextBoundsTheCall(t *testing.T) {
 	})
 	c := dial(t, srv, "/ws", nil)
 	err := <-errs
-	check(t, errors.Is(err, context.DeadlineExceeded), "error %v does not wrap DeadlineExceeded", err)
-	check(t, errors.Is(err, wsroute.ErrClosed), "error %v does not wrap ErrClosed", err)
+	testutil.Check(t, errors.Is(err, context.DeadlineExceeded), "error %v does not wrap DeadlineExceeded", err)
+	testutil.Check(t, errors.Is(err, wsroute.ErrClosed), "error %v does not wrap ErrClosed", err)
 	c.CloseNow()
 }
 
@@ -324,13 +326,13 @@ func TestSendBatchIsOneWriteAndSeparateFrames(t *testing.T) {
 	sent := make(chan struct{})
 	mux := http.NewServeMux()
 	mux.Handle("/ws", wsroute.Handle(func(ctx context.Context, c *wsroute.Conn) error {
-		noErr(t, c.Accept(ctx))
+		testutil.NoErr(t, c.Accept(ctx))
 		msgs := make([]wsroute.Message, n)
 		for i := range msgs {
 			msgs[i] = wsroute.Message{Type: wsroute.MessageText, Data: []byte(fmt.Sprintf("message %03d", i))}
 		}
 		<-sent // start counting from here
-		noErr(t, c.SendBatch(ctx, msgs))
+		testutil.NoErr(t, c.SendBatch(ctx, msgs))
 		_, err := c.ReceiveText(ctx)
 		return err
 	}))
@@ -348,12 +350,12 @@ func TestSendBatchIsOneWriteAndSeparateFrames(t *testing.T) {
 	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for i := range n {
 		op, payload, err := readFrame(br)
-		noErr(t, err)
-		equal(t, op, byte(1)) // each message is its own complete text frame
-		equal(t, string(payload), fmt.Sprintf("message %03d", i))
+		testutil.NoErr(t, err)
+		testutil.Equal(t, op, byte(1)) // each message is its own complete text frame
+		testutil.Equal(t, string(payload), fmt.Sprintf("message %03d", i))
 	}
 	writes := cl.writes.Load() - before
-	check(t, writes >= 1 && writes < n/10, "%d messages took %d socket writes", n, writes)
+	testutil.Check(t, writes >= 1 && writes < n/10, "%d messages took %d socket writes", n, writes)
 }
 
 // TestSendOnlyHandlerSeesClientVanish: a client that drops the TCP
@@ -362,7 +364,7 @@ func TestSendOnlyHandlerSeesClientVanish(t *testing.T) {
 	t.Parallel()
 	left := make(chan struct{})
 	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
-		noErr(t, c.Accept(ctx))
+		testutil.NoErr(t, c.Accept(ctx))
 		if err := c.SendText(ctx, "hello"); err != nil {
 			return err
 		}
@@ -372,8 +374,8 @@ func TestSendOnlyHandlerSeesClientVanish(t *testing.T) {
 		return nil
 	})
 	c := dial(t, srv, "/ws", nil)
-	_, _, err := c.Read(tctx(t))
-	noErr(t, err)
+	_, _, err := c.Read(testutil.Ctx(t))
+	testutil.NoErr(t, err)
 	c.CloseNow()
 	select {
 	case <-left:
@@ -391,7 +393,7 @@ func TestFrameSizes(t *testing.T) {
 			t.Parallel()
 			opts := &wsroute.Options{ReadLimit: 1 << 20, Compression: comp}
 			srv := serve(t, opts, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
-				noErr(t, c.Accept(ctx))
+				testutil.NoErr(t, c.Accept(ctx))
 				var batch []wsroute.Message
 				for msg, err := range c.Messages(ctx) {
 					if err != nil {
@@ -412,7 +414,7 @@ func TestFrameSizes(t *testing.T) {
 			})
 			c := dial(t, srv, "/ws", &websocket.DialOptions{CompressionMode: websocket.CompressionContextTakeover})
 			c.SetReadLimit(-1)
-			ctx := tctx(t)
+			ctx := testutil.Ctx(t)
 			sizes := []int{0, 1, 125, 126, 127, 65535, 65536, 70000}
 			var sent [][]byte
 			for i, n := range sizes {
@@ -424,16 +426,16 @@ func TestFrameSizes(t *testing.T) {
 				if i%2 == 0 {
 					typ = websocket.MessageText
 				}
-				noErr(t, c.Write(ctx, typ, p))
+				testutil.NoErr(t, c.Write(ctx, typ, p))
 				sent = append(sent, p)
 				_, got, err := c.Read(ctx)
-				noErr(t, err)
-				check(t, string(got) == string(p), "size %d: echo differs", n)
+				testutil.NoErr(t, err)
+				testutil.Check(t, string(got) == string(p), "size %d: echo differs", n)
 				if len(sent) == 3 {
 					for _, want := range sent {
 						_, got, err := c.Read(ctx)
-						noErr(t, err)
-						check(t, string(got) == string(want), "batched size %d differs", len(want))
+						testutil.NoErr(t, err)
+						testutil.Check(t, string(got) == string(want), "batched size %d differs", len(want))
 					}
 					sent = nil
 				}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/coder/websocket"
 
 	"github.com/nexio-go/nexio/wsroute"
@@ -59,25 +61,25 @@ func FuzzReceive(f *testing.F) {
 		if asJSON {
 			path = "/?mode=json"
 		}
-		ctx := tctx(t)
+		ctx := testutil.Ctx(t)
 		c, _, err := websocket.Dial(ctx, wsURL(srv, path), nil)
-		noErr(t, err)
+		testutil.NoErr(t, err)
 		defer c.CloseNow()
 		c.SetReadLimit(-1)
-		noErr(t, c.Write(ctx, websocket.MessageText, data))
+		testutil.NoErr(t, c.Write(ctx, websocket.MessageText, data))
 		_, got, err := c.Read(ctx)
 		code := websocket.CloseStatus(err)
 		switch {
 		case !utf8.Valid(data):
-			equal(t, code, websocket.StatusInvalidFramePayloadData)
+			testutil.Equal(t, code, websocket.StatusInvalidFramePayloadData)
 		case asJSON && !json.Valid(data):
-			equal(t, code, websocket.StatusInvalidFramePayloadData)
+			testutil.Equal(t, code, websocket.StatusInvalidFramePayloadData)
 		case asJSON:
-			noErr(t, err)
-			check(t, json.Valid(got), "echoed JSON is invalid: %q", got)
+			testutil.NoErr(t, err)
+			testutil.Check(t, json.Valid(got), "echoed JSON is invalid: %q", got)
 		default:
-			noErr(t, err)
-			equal(t, string(got), string(data))
+			testutil.NoErr(t, err)
+			testutil.Equal(t, string(got), string(data))
 		}
 	})
 }

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/coder/websocket"
 
 	"github.com/nexio-go/nexio/wsroute"
@@ -23,26 +25,26 @@ func TestPlainGETGets426(t *testing.T) {
 		return nil
 	})
 	resp, err := http.Get(srv.URL + "/ws")
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	resp.Body.Close()
-	equal(t, resp.StatusCode, http.StatusUpgradeRequired)
-	equal(t, resp.Header.Get("Upgrade"), "websocket")
-	check(t, !called.Load(), "handler ran for a plain GET")
+	testutil.Equal(t, resp.StatusCode, http.StatusUpgradeRequired)
+	testutil.Equal(t, resp.Header.Get("Upgrade"), "websocket")
+	testutil.Check(t, !called.Load(), "handler ran for a plain GET")
 }
 
 func TestEcho(t *testing.T) {
 	t.Parallel()
 	srv := serve(t, nil, "/ws/echo", echo)
 	c := dial(t, srv, "/ws/echo", nil)
-	ctx := tctx(t)
+	ctx := testutil.Ctx(t)
 	for _, m := range []string{"hello", "", "héllo wörld", strings.Repeat("x", 10000)} {
-		noErr(t, c.Write(ctx, websocket.MessageText, []byte(m)))
+		testutil.NoErr(t, c.Write(ctx, websocket.MessageText, []byte(m)))
 		typ, got, err := c.Read(ctx)
-		noErr(t, err)
-		equal(t, typ, websocket.MessageText)
-		equal(t, string(got), "Echo: "+m)
+		testutil.NoErr(t, err)
+		testutil.Equal(t, typ, websocket.MessageText)
+		testutil.Equal(t, string(got), "Echo: "+m)
 	}
-	noErr(t, c.Close(websocket.StatusNormalClosure, ""))
+	testutil.NoErr(t, c.Close(websocket.StatusNormalClosure, ""))
 }
 
 func TestParamIsDecoded(t *testing.T) {
@@ -55,11 +57,11 @@ func TestParamIsDecoded(t *testing.T) {
 		return c.SendText(ctx, fmt.Sprintf("Welcome, User %s! q=%s", user, c.Query("q")))
 	})
 	c := dial(t, srv, "/ws/user/al%20ice?q=1", nil)
-	_, got, err := c.Read(tctx(t))
-	noErr(t, err)
-	equal(t, string(got), "Welcome, User al ice! q=1")
+	_, got, err := c.Read(testutil.Ctx(t))
+	testutil.NoErr(t, err)
+	testutil.Equal(t, string(got), "Welcome, User al ice! q=1")
 	code, _ := readClose(t, c)
-	equal(t, code, websocket.StatusNormalClosure)
+	testutil.Equal(t, code, websocket.StatusNormalClosure)
 }
 
 // TestErrorsBecomeCloseCodes walks the table of the package documentation.
@@ -169,16 +171,16 @@ func TestErrorsBecomeCloseCodes(t *testing.T) {
 			c := dial(t, srv, "/ws", nil)
 			c.SetReadLimit(-1)
 			if tc.send != nil {
-				noErr(t, tc.send(tctx(t), c))
+				testutil.NoErr(t, tc.send(testutil.Ctx(t), c))
 			}
 			code, reason := readClose(t, c)
-			equal(t, code, tc.wantCode)
+			testutil.Equal(t, code, tc.wantCode)
 			if tc.wantReason != "" {
-				equal(t, reason, tc.wantReason)
+				testutil.Equal(t, reason, tc.wantReason)
 			}
-			check(t, !strings.Contains(reason, "hunter2"), "internal error text leaked to the client: %q", reason)
+			testutil.Check(t, !strings.Contains(reason, "hunter2"), "internal error text leaked to the client: %q", reason)
 			if tc.wantLog != "" {
-				eventually(t, func() bool { return strings.Contains(logs.String(), tc.wantLog) }, "log lacks %q:\n%s", tc.wantLog, logs)
+				testutil.Eventually(t, func() bool { return strings.Contains(logs.String(), tc.wantLog) }, "log lacks %q:\n%s", tc.wantLog, logs)
 			}
 		})
 	}
@@ -197,13 +199,13 @@ func TestServerKeepsServingAfterPanic(t *testing.T) {
 	})
 	c := dial(t, srv, "/ws", nil)
 	code, _ := readClose(t, c)
-	equal(t, code, websocket.StatusInternalError)
+	testutil.Equal(t, code, websocket.StatusInternalError)
 	c2 := dial(t, srv, "/ws", nil)
-	ctx := tctx(t)
-	noErr(t, c2.Write(ctx, websocket.MessageText, []byte("still here")))
+	ctx := testutil.Ctx(t)
+	testutil.NoErr(t, c2.Write(ctx, websocket.MessageText, []byte("still here")))
 	_, got, err := c2.Read(ctx)
-	noErr(t, err)
-	equal(t, string(got), "Echo: still here")
+	testutil.NoErr(t, err)
+	testutil.Equal(t, string(got), "Echo: still here")
 	c2.Close(websocket.StatusNormalClosure, "")
 }
 
@@ -262,22 +264,22 @@ func TestBeforeAccept(t *testing.T) {
 			t.Parallel()
 			logger, logs := testLogger(t)
 			srv := serve(t, &wsroute.Options{Logger: logger}, "/ws", tc.fn)
-			c, resp, err := websocket.Dial(tctx(t), wsURL(srv, "/ws"), nil)
+			c, resp, err := websocket.Dial(testutil.Ctx(t), wsURL(srv, "/ws"), nil)
 			if tc.wantStatus != 0 {
-				check(t, err != nil, "dial succeeded, want HTTP %d", tc.wantStatus)
-				equal(t, resp.StatusCode, tc.wantStatus)
+				testutil.Check(t, err != nil, "dial succeeded, want HTTP %d", tc.wantStatus)
+				testutil.Equal(t, resp.StatusCode, tc.wantStatus)
 				body, _ := io.ReadAll(resp.Body)
-				check(t, !strings.Contains(string(body), "secret"), "internal text leaked: %q", body)
+				testutil.Check(t, !strings.Contains(string(body), "secret"), "internal text leaked: %q", body)
 				if tc.wantStatus == http.StatusTooManyRequests {
-					equal(t, resp.Header.Get("Retry-After"), "3")
+					testutil.Equal(t, resp.Header.Get("Retry-After"), "3")
 				}
 				return
 			}
-			noErr(t, err)
+			testutil.NoErr(t, err)
 			defer c.CloseNow()
 			code, reason := readClose(t, c)
-			equal(t, int(code), tc.wantCode)
-			equal(t, reason, tc.wantReason)
+			testutil.Equal(t, int(code), tc.wantCode)
+			testutil.Equal(t, reason, tc.wantReason)
 			_ = logs
 		})
 	}
@@ -287,15 +289,15 @@ func TestAcceptTwice(t *testing.T) {
 	t.Parallel()
 	errs := make(chan error, 2)
 	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
-		noErr(t, c.Accept(ctx))
+		testutil.NoErr(t, c.Accept(ctx))
 		errs <- c.Accept(ctx)
 		errs <- c.Reject(400, "")
 		return nil
 	})
 	c := dial(t, srv, "/ws", nil)
 	readClose(t, c)
-	check(t, errors.Is(<-errs, wsroute.ErrAlreadyAccepted), "second Accept did not fail")
-	check(t, errors.Is(<-errs, wsroute.ErrAlreadyAccepted), "Reject after Accept did not fail")
+	testutil.Check(t, errors.Is(<-errs, wsroute.ErrAlreadyAccepted), "second Accept did not fail")
+	testutil.Check(t, errors.Is(<-errs, wsroute.ErrAlreadyAccepted), "Reject after Accept did not fail")
 }
 
 func TestNotAccepted(t *testing.T) {
@@ -307,9 +309,9 @@ func TestNotAccepted(t *testing.T) {
 		errs <- err
 		return c.Reject(http.StatusTeapot, "no")
 	})
-	_, resp, err := websocket.Dial(tctx(t), wsURL(srv, "/ws"), nil)
-	check(t, err != nil, "dial succeeded")
-	equal(t, resp.StatusCode, http.StatusTeapot)
-	check(t, errors.Is(<-errs, wsroute.ErrNotAccepted), "SendText before Accept")
-	check(t, errors.Is(<-errs, wsroute.ErrNotAccepted), "ReceiveText before Accept")
+	_, resp, err := websocket.Dial(testutil.Ctx(t), wsURL(srv, "/ws"), nil)
+	testutil.Check(t, err != nil, "dial succeeded")
+	testutil.Equal(t, resp.StatusCode, http.StatusTeapot)
+	testutil.Check(t, errors.Is(<-errs, wsroute.ErrNotAccepted), "SendText before Accept")
+	testutil.Check(t, errors.Is(<-errs, wsroute.ErrNotAccepted), "ReceiveText before Accept")
 }

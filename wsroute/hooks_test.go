@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/coder/websocket"
 
 	"github.com/nexio-go/nexio/wsroute"
@@ -100,13 +102,13 @@ func TestOnEnd(t *testing.T) {
 				c.OnEnd(func(e wsroute.ConnEnd) { ends <- e })
 				return tc.fn(ctx, c)
 			})
-			ctx := tctx(t)
+			ctx := testutil.Ctx(t)
 			c, resp, err := websocket.Dial(ctx, wsURL(srv, "/"), nil)
 			if tc.wantStatus != 0 {
-				check(t, err != nil, "dial succeeded, want status %d", tc.wantStatus)
-				equal(t, resp.StatusCode, tc.wantStatus)
+				testutil.Check(t, err != nil, "dial succeeded, want status %d", tc.wantStatus)
+				testutil.Equal(t, resp.StatusCode, tc.wantStatus)
 			} else {
-				noErr(t, err)
+				testutil.NoErr(t, err)
 				if tc.client != nil {
 					tc.client(ctx, c)
 				} else {
@@ -115,19 +117,19 @@ func TestOnEnd(t *testing.T) {
 				c.CloseNow()
 			}
 			got := <-ends
-			equal(t, got.Accepted, tc.want.Accepted)
-			equal(t, got.Status, tc.want.Status)
-			equal(t, got.Code, tc.want.Code)
-			equal(t, got.Reason, tc.want.Reason)
+			testutil.Equal(t, got.Accepted, tc.want.Accepted)
+			testutil.Equal(t, got.Status, tc.want.Status)
+			testutil.Equal(t, got.Code, tc.want.Code)
+			testutil.Equal(t, got.Reason, tc.want.Reason)
 			switch {
 			case tc.want.Err == nil:
-				check(t, got.Err == nil, "Err = %v, want nil", got.Err)
+				testutil.Check(t, got.Err == nil, "Err = %v, want nil", got.Err)
 			case errors.Is(tc.want.Err, wsroute.ErrClosed):
-				check(t, errors.Is(got.Err, wsroute.ErrClosed), "Err = %v, want ErrClosed", got.Err)
+				testutil.Check(t, errors.Is(got.Err, wsroute.ErrClosed), "Err = %v, want ErrClosed", got.Err)
 			default:
-				check(t, got.Err != nil && got.Err.Error() == tc.want.Err.Error(), "Err = %v, want %v", got.Err, tc.want.Err)
+				testutil.Check(t, got.Err != nil && got.Err.Error() == tc.want.Err.Error(), "Err = %v, want %v", got.Err, tc.want.Err)
 			}
-			check(t, len(ends) == 0, "OnEnd ran twice")
+			testutil.Check(t, len(ends) == 0, "OnEnd ran twice")
 		})
 	}
 }
@@ -154,18 +156,18 @@ func TestOnAccept(t *testing.T) {
 			srv := serve(t, nil, "/", func(ctx context.Context, c *wsroute.Conn) error {
 				defer close(done)
 				c.OnAccept(func() {
-					check(t, c.Accepted(), "OnAccept ran before the handshake")
+					testutil.Check(t, c.Accepted(), "OnAccept ran before the handshake")
 					n.Add(1)
 				})
 				return tc.fn(ctx, c)
 			})
-			c, _, err := websocket.Dial(tctx(t), wsURL(srv, "/"), nil)
+			c, _, err := websocket.Dial(testutil.Ctx(t), wsURL(srv, "/"), nil)
 			if err == nil {
 				readClose(t, c)
 				c.CloseNow()
 			}
 			<-done
-			equal(t, n.Load(), tc.want)
+			testutil.Equal(t, n.Load(), tc.want)
 		})
 	}
 }
@@ -209,18 +211,18 @@ func TestOnReceiveRefusal(t *testing.T) {
 				}
 			})
 			c := dial(t, srv, "/", nil)
-			ctx := tctx(t)
+			ctx := testutil.Ctx(t)
 			for _, m := range []string{"a", "b", "c", "d"} {
 				c.Write(ctx, websocket.MessageText, []byte(m))
 			}
 			code, reason := readClose(t, c)
-			equal(t, code, tc.wantCode)
-			equal(t, reason, tc.wantReason)
+			testutil.Equal(t, code, tc.wantCode)
+			testutil.Equal(t, reason, tc.wantReason)
 			err := <-handlerErr
-			check(t, errors.Is(err, wsroute.ErrClosed), "Receive error %v does not wrap ErrClosed", err)
-			check(t, errors.Is(err, tc.refusal) || strings.Contains(err.Error(), tc.refusal.Error()),
+			testutil.Check(t, errors.Is(err, wsroute.ErrClosed), "Receive error %v does not wrap ErrClosed", err)
+			testutil.Check(t, errors.Is(err, tc.refusal) || strings.Contains(err.Error(), tc.refusal.Error()),
 				"Receive error %v does not wrap the hook's error", err)
-			equal(t, strings.Join(seen, ""), "ab")
+			testutil.Equal(t, strings.Join(seen, ""), "ab")
 		})
 	}
 }
@@ -239,12 +241,12 @@ func TestOnReceiveSeesEveryMessage(t *testing.T) {
 		return echoLoop(ctx, c)
 	})
 	c := dial(t, srv, "/", nil)
-	ctx := tctx(t)
+	ctx := testutil.Ctx(t)
 	for _, m := range []string{"a", "bb", "ccc"} {
-		noErr(t, c.Write(ctx, websocket.MessageText, []byte(m)))
+		testutil.NoErr(t, c.Write(ctx, websocket.MessageText, []byte(m)))
 		_, _, err := c.Read(ctx)
-		noErr(t, err)
-		equal(t, <-sizes, len(m))
+		testutil.NoErr(t, err)
+		testutil.Equal(t, <-sizes, len(m))
 	}
 	c.Close(websocket.StatusNormalClosure, "")
 }
@@ -260,14 +262,14 @@ func TestOnEndPanicIsContained(t *testing.T) {
 	})
 	c := dial(t, srv, "/", nil)
 	code, _ := readClose(t, c)
-	equal(t, code, websocket.StatusNormalClosure)
-	equal(t, <-ran, "first")
-	eventually(t, func() bool { return strings.Contains(logs.String(), "OnEnd function panicked") },
+	testutil.Equal(t, code, websocket.StatusNormalClosure)
+	testutil.Equal(t, <-ran, "first")
+	testutil.Eventually(t, func() bool { return strings.Contains(logs.String(), "OnEnd function panicked") },
 		"the panic was not logged: %s", logs)
 	// The server still serves.
 	c2 := dial(t, srv, "/", nil)
 	code, _ = readClose(t, c2)
-	equal(t, code, websocket.StatusNormalClosure)
+	testutil.Equal(t, code, websocket.StatusNormalClosure)
 	<-ran
 }
 
@@ -275,7 +277,7 @@ func TestOnCloseRunsWhenTheConnectionEnds(t *testing.T) {
 	t.Parallel()
 	ran := make(chan string, 2)
 	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
-		noErr(t, c.Accept(ctx))
+		testutil.NoErr(t, c.Accept(ctx))
 		c.OnClose(func() { ran <- "registered while open" })
 		_, err := c.ReceiveText(ctx)
 		<-c.Done()

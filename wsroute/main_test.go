@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"
 
@@ -34,27 +36,6 @@ func TestMain(m *testing.M) {
 }
 
 // Tiny assertion helpers: tests read as plain Go.
-
-func check(t testing.TB, ok bool, format string, args ...any) {
-	t.Helper()
-	if !ok {
-		t.Fatalf(format, args...)
-	}
-}
-
-func noErr(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatalf("unexpected error: %v", err)
-	}
-}
-
-func equal[T comparable](t testing.TB, got, want T) {
-	t.Helper()
-	if got != want {
-		t.Fatalf("got %v, want %v", got, want)
-	}
-}
 
 // logBuffer collects log output for assertions.
 type logBuffer struct {
@@ -109,17 +90,11 @@ func dial(t testing.TB, srv *httptest.Server, path string, opts *websocket.DialO
 	return c
 }
 
-func tctx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // readClose reads until the connection ends and returns the close code
 // and reason the server sent (-1 if none).
 func readClose(t testing.TB, c *websocket.Conn) (websocket.StatusCode, string) {
 	t.Helper()
-	ctx := tctx(t)
+	ctx := testutil.Ctx(t)
 	for {
 		_, _, err := c.Read(ctx)
 		if err == nil {
@@ -155,13 +130,3 @@ func echoLoop(ctx context.Context, c *wsroute.Conn) error {
 }
 
 // eventually polls cond until it holds or five seconds pass.
-func eventually(t testing.TB, cond func() bool, format string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf(format, args...)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nexio-go/nexio/internal/testutil"
 )
 
 // rawDial opens a TCP connection and completes a WebSocket handshake by
@@ -16,7 +18,7 @@ import (
 func rawDial(t testing.TB, srv *httptest.Server, path string, extra http.Header) net.Conn {
 	t.Helper()
 	nc, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	req := "GET " + path + " HTTP/1.1\r\nHost: " + strings.TrimPrefix(srv.URL, "http://") +
 		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
@@ -26,12 +28,12 @@ func rawDial(t testing.TB, srv *httptest.Server, path string, extra http.Header)
 		}
 	}
 	_, err = nc.Write([]byte(req + "\r\n"))
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
 	br := bufio.NewReader(nc)
 	resp, err := http.ReadResponse(br, nil)
-	noErr(t, err)
-	equal(t, resp.StatusCode, http.StatusSwitchingProtocols)
+	testutil.NoErr(t, err)
+	testutil.Equal(t, resp.StatusCode, http.StatusSwitchingProtocols)
 	nc.SetReadDeadline(time.Time{})
 	return &bufConn{Conn: nc, br: br}
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/coder/websocket"
 
 	"github.com/nexio-go/nexio/wsroute"
@@ -23,7 +25,7 @@ func TestTrackerShutdown(t *testing.T) {
 	for range n {
 		conns = append(conns, dial(t, srv, "/ws", nil))
 	}
-	eventually(t, func() bool { return tr.Len() == n }, "Len = %d, want %d", tr.Len(), n)
+	testutil.Eventually(t, func() bool { return tr.Len() == n }, "Len = %d, want %d", tr.Len(), n)
 
 	codes := make(chan websocket.StatusCode, n)
 	var wg sync.WaitGroup
@@ -37,18 +39,18 @@ func TestTrackerShutdown(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	noErr(t, tr.Shutdown(ctx))
+	testutil.NoErr(t, tr.Shutdown(ctx))
 	wg.Wait()
 	close(codes)
 	for code := range codes {
-		equal(t, code, websocket.StatusGoingAway)
+		testutil.Equal(t, code, websocket.StatusGoingAway)
 	}
-	equal(t, tr.Len(), 0)
+	testutil.Equal(t, tr.Len(), 0)
 
 	// New connections after the shutdown are told the same.
 	c := dial(t, srv, "/ws", nil)
 	code, _ := readClose(t, c)
-	equal(t, code, websocket.StatusGoingAway)
+	testutil.Equal(t, code, websocket.StatusGoingAway)
 }
 
 func TestTrackerShutdownDropsStuckHandlers(t *testing.T) {
@@ -56,18 +58,18 @@ func TestTrackerShutdownDropsStuckHandlers(t *testing.T) {
 	tr := wsroute.NewTracker()
 	release := make(chan struct{})
 	srv := serve(t, &wsroute.Options{Tracker: tr, CloseTimeout: 100 * time.Millisecond}, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
-		noErr(t, c.Accept(ctx))
+		testutil.NoErr(t, c.Accept(ctx))
 		<-release // ignores everything
 		return nil
 	})
 	defer close(release)
 	c := dial(t, srv, "/ws", nil)
 	go c.Read(context.Background()) // answers the close handshake
-	eventually(t, func() bool { return tr.Len() == 1 }, "not tracked")
+	testutil.Eventually(t, func() bool { return tr.Len() == 1 }, "not tracked")
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	err := tr.Shutdown(ctx)
-	check(t, errors.Is(err, context.DeadlineExceeded), "Shutdown = %v, want DeadlineExceeded", err)
+	testutil.Check(t, errors.Is(err, context.DeadlineExceeded), "Shutdown = %v, want DeadlineExceeded", err)
 }
 
 // ExampleTracker shows the graceful stop of a server.

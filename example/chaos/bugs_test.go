@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/coder/websocket"
 	"github.com/redis/go-redis/v9"
 
@@ -46,8 +48,8 @@ func skipKnownBug(t *testing.T, what string) {
 func TestClientGoneBeforeAcceptIsNotAnError(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackConfig{})
-	c, err := rawDial(tctx(t), s.addr, srcIP(groupProbe, 1), 0)
-	noErr(t, err)
+	c, err := rawDial(testutil.Context(t, time.Minute), s.addr, srcIP(groupProbe, 1), 0)
+	testutil.NoErr(t, err)
 	c.Write(handshake{path: "/ws/slow-accept?probe=gone"}.bytes(s.addr))
 	time.Sleep(100 * time.Millisecond) // the handler is running
 	c.reset()
@@ -55,7 +57,7 @@ func TestClientGoneBeforeAcceptIsNotAnError(t *testing.T) {
 		status int
 		err    error
 	}
-	eventually(t, 5*time.Second, func() bool {
+	testutil.EventuallyWithin(t, 5*time.Second, func() bool {
 		e, ok := s.outcomes.probe("gone")
 		end.status, end.err = e.Status, e.Err
 		return ok
@@ -77,20 +79,20 @@ func TestClientGoneBeforeAcceptIsNotAnError(t *testing.T) {
 func TestTokenInRenamedQueryIsRedacted(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackConfig{logLevel: slog.LevelDebug})
-	ctx := tctx(t)
+	ctx := testutil.Context(t, time.Minute)
 	c, _, err := dialWS(ctx, s.addr, srcIP(groupProbe, 2), "/ws/renamed-token?s="+validToken, nil)
-	noErr(t, err)
-	noErr(t, c.Write(ctx, websocket.MessageText, []byte("hi")))
+	testutil.NoErr(t, err)
+	testutil.NoErr(t, c.Write(ctx, websocket.MessageText, []byte("hi")))
 	_, got, err := c.Read(ctx)
-	noErr(t, err)
-	equal(t, string(got), "Echo: hi")
+	testutil.NoErr(t, err)
+	testutil.Equal(t, string(got), "Echo: hi")
 	c.Close(websocket.StatusNormalClosure, "")
 	s.shutdown()
 	lr := s.logs.report()
 	if lr.nViolation > 0 {
 		t.Errorf("the token reached %d log lines:\n%s", lr.nViolation, strings.Join(lr.violations, "\n"))
 	}
-	check(t, lr.lines["INFO"] >= 2, "Logger wrote %d info lines, want the accept and the close", lr.lines["INFO"])
+	testutil.Check(t, lr.lines["INFO"] >= 2, "Logger wrote %d info lines, want the accept and the close", lr.lines["INFO"])
 }
 
 // TestRedisPublishRetryDeliversOnce: when the reply to a PUBLISH is lost
@@ -136,10 +138,10 @@ func TestRedisPublishRetryDeliversOnce(t *testing.T) {
 			return br
 		}}))
 	}
-	ctx := tctx(t)
+	ctx := testutil.Context(t, time.Minute)
 	m, err := newMember(ctx, nodes[1].addr, "dup-m", "dup", 1, 600)
-	noErr(t, err)
-	eventually(t, 10*time.Second, func() bool {
+	testutil.NoErr(t, err)
+	testutil.EventuallyWithin(t, 10*time.Second, func() bool {
 		n, err := clients[1].PubSubNumSub(ctx, "{"+prefix+"}:r:dup").Result()
 		return err == nil && n["{"+prefix+"}:r:dup"] == 1 && nodes[1].hub.Count("dup") == 1
 	}, "node B did not subscribe")
@@ -148,13 +150,13 @@ func TestRedisPublishRetryDeliversOnce(t *testing.T) {
 	for seq := 1; seq <= n; seq++ {
 		nodes[0].hub.BroadcastText(ctx, "dup", seqMessage("p", seq, "x"))
 	}
-	eventually(t, 10*time.Second, func() bool { return m.caughtUp(map[string]int{"p": n}) }, "the member did not get every message")
+	testutil.EventuallyWithin(t, 10*time.Second, func() bool { return m.caughtUp(map[string]int{"p": n}) }, "the member did not get every message")
 	time.Sleep(200 * time.Millisecond) // a late duplicate
 	m.leave()
 	for _, s := range nodes {
 		s.shutdown()
 	}
-	equal(t, px.cuts.Load(), int64(1))
+	testutil.Equal(t, px.cuts.Load(), int64(1))
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if len(m.disorder) > 0 || m.received != n {
@@ -196,7 +198,7 @@ type cutProxy struct {
 
 func newCutProxy(t *testing.T, target string) *cutProxy {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	p := &cutProxy{l: l, target: target}
 	p.wg.Add(1)
 	go p.accept()
@@ -300,14 +302,14 @@ func TestRedisCanceledPresenceIsNotAnOutage(t *testing.T) {
 		br = redisbroker.New(c, &redisbroker.Options{Prefix: prefix, Logger: log})
 		return br
 	}})
-	eventually(t, 10*time.Second, func() bool { return br.Stats().Subscribed }, "the broker did not subscribe")
-	ctx := tctx(t)
-	noErr(t, s.hub.BroadcastText(ctx, "room", "before"))
+	testutil.EventuallyWithin(t, 10*time.Second, func() bool { return br.Stats().Subscribed }, "the broker did not subscribe")
+	ctx := testutil.Context(t, time.Minute)
+	testutil.NoErr(t, s.hub.BroadcastText(ctx, "room", "before"))
 
 	gone, cancel := context.WithCancel(ctx)
 	cancel() // the client hung up
 	_, err := s.hub.Presence(gone, "room")
-	check(t, errors.Is(err, context.Canceled), "Presence with a cancelled context: %v, want context.Canceled", err)
+	testutil.Check(t, errors.Is(err, context.Canceled), "Presence with a cancelled context: %v, want context.Canceled", err)
 
 	// The same while the reads are in flight: the caller gives up
 	// after the call started.
@@ -376,14 +378,14 @@ func TestRedisRestartLossesAreReported(t *testing.T) {
 			return br
 		}}))
 	}
-	ctx := tctx(t)
+	ctx := testutil.Context(t, time.Minute)
 	m, err := newMember(ctx, nodes[1].addr, "rs-m", "x", 1, 700)
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	subscribed := func() bool {
 		n, err := clients[1].PubSubNumSub(ctx, "{"+prefix+"}:r:x").Result()
 		return err == nil && n["{"+prefix+"}:r:x"] == 1
 	}
-	eventually(t, 10*time.Second, func() bool { return subscribed() && nodes[1].hub.Count("x") == 1 }, "node B did not subscribe")
+	testutil.EventuallyWithin(t, 10*time.Second, func() bool { return subscribed() && nodes[1].hub.Count("x") == 1 }, "node B did not subscribe")
 
 	// Publish every 5 ms from node A throughout a restart.
 	stop := make(chan struct{})
@@ -412,16 +414,16 @@ func TestRedisRestartLossesAreReported(t *testing.T) {
 	rs.kill()
 	time.Sleep(700 * time.Millisecond)
 	rs.start()
-	eventually(t, 10*time.Second, subscribed, "node B did not resubscribe")
+	testutil.EventuallyWithin(t, 10*time.Second, subscribed, "node B did not resubscribe")
 	// Node A refuses broadcasts until its own subscription is back and
 	// the settle window after it has passed: wait until they go
 	// through again, then a little more.
 	resubscribed := lastSent.Load()
-	eventually(t, 10*time.Second, func() bool { return lastOK.Load() > resubscribed }, "node A did not publish again")
+	testutil.EventuallyWithin(t, 10*time.Second, func() bool { return lastOK.Load() > resubscribed }, "node A did not publish again")
 	time.Sleep(200 * time.Millisecond)
 	close(stop)
 	<-done
-	eventually(t, 10*time.Second, func() bool { return m.caughtUp(map[string]int{"a": sent}) }, "the member did not catch up")
+	testutil.EventuallyWithin(t, 10*time.Second, func() bool { return m.caughtUp(map[string]int{"a": sent}) }, "the member did not catch up")
 	m.leave()
 	for _, s := range nodes {
 		s.shutdown()
@@ -438,8 +440,8 @@ func TestRedisRestartLossesAreReported(t *testing.T) {
 			}
 		}
 	}
-	check(t, len(failed) > 0, "no broadcast failed during the restart")
-	check(t, len(m.disorder) == 0, "the member received messages out of order or twice: %v", m.disorder)
+	testutil.Check(t, len(failed) > 0, "no broadcast failed during the restart")
+	testutil.Check(t, len(m.disorder) == 0, "the member received messages out of order or twice: %v", m.disorder)
 	// A message Redis acknowledged in the instant it died may be lost
 	// (documented): allow a few, and only if node B counted them.
 	if len(silent) > 5 {

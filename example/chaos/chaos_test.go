@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/nexio-go/nexio/hub"
@@ -161,7 +163,7 @@ func runChaos(t *testing.T, redisOpt *redis.Options, rs *redisServer) string {
 			room, node = "r2", r.nodes[i%len(r.nodes)]
 		}
 		c, probe, err := r.stalledReader(ctx, i, room, node)
-		noErr(t, err)
+		testutil.NoErr(t, err)
 		stalled = append(stalled, c)
 		stalledProbes = append(stalledProbes, probe)
 	}
@@ -365,7 +367,7 @@ func (r *chaosRun) startMembers(ctx context.Context) ([]*member, map[string][]st
 	add := func(room string, i int) *member {
 		id := fmt.Sprintf("%s-m%d", room, i)
 		m, err := newMember(ctx, r.nodes[i%len(r.nodes)].addr, id, room, i%len(r.nodes), len(members))
-		noErr(t, err)
+		testutil.NoErr(t, err)
 		members = append(members, m)
 		return m
 	}
@@ -398,7 +400,7 @@ func (r *chaosRun) waitJoined(ctx context.Context, stalledFH, stalledChat int) {
 	for i := range stalledChat {
 		want[(stalledFH+i)%len(r.nodes)]["r2"]++
 	}
-	eventually(r.t, 10*time.Second, func() bool {
+	testutil.EventuallyWithin(r.t, 10*time.Second, func() bool {
 		for i, n := range r.nodes {
 			for room, k := range want[i] {
 				if n.hub.Count(room) != k {
@@ -409,7 +411,7 @@ func (r *chaosRun) waitJoined(ctx context.Context, stalledFH, stalledChat int) {
 		return true
 	}, "members did not all join their rooms")
 	if r.rdb != nil {
-		eventually(r.t, 10*time.Second, func() bool { return r.subscribed(ctx) }, "nodes did not subscribe to every room")
+		testutil.EventuallyWithin(r.t, 10*time.Second, func() bool { return r.subscribed(ctx) }, "nodes did not subscribe to every room")
 	}
 }
 

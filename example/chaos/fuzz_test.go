@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nexio-go/nexio/internal/testutil"
 )
 
 // The fuzz targets drive the whole stack (wsroute, coder/websocket's
@@ -48,10 +50,10 @@ func FuzzFrames(f *testing.F) {
 	s := newStack(f, stackConfig{rate: -1, maxPerIP: 1 << 20})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		probe := fmt.Sprintf("fz-%d", fuzzProbe.Add(1))
-		c, resp, err := rawHandshake(tctx(t), s.addr, srcIP(groupProbe, 100+int(fuzzProbe.Load()%1000)), handshake{path: "/ws/echo?probe=" + probe}, 0)
-		noErr(t, err)
+		c, resp, err := rawHandshake(testutil.Context(t, time.Minute), s.addr, srcIP(groupProbe, 100+int(fuzzProbe.Load()%1000)), handshake{path: "/ws/echo?probe=" + probe}, 0)
+		testutil.NoErr(t, err)
 		defer c.Close()
-		equal(t, resp.StatusCode, 101)
+		testutil.Equal(t, resp.StatusCode, 101)
 		c.Write(data)
 		c.Conn.(*net.TCPConn).CloseWrite()
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -62,21 +64,21 @@ func FuzzFrames(f *testing.F) {
 			}
 			switch op {
 			case opText:
-				check(t, fin && bytes.HasPrefix(p, []byte("Echo: ")), "server sent text %q (fin %v)", clip(string(p), 80), fin)
+				testutil.Check(t, fin && bytes.HasPrefix(p, []byte("Echo: ")), "server sent text %q (fin %v)", clip(string(p), 80), fin)
 			case opPong:
-				check(t, len(p) <= 125, "pong of %d bytes", len(p))
+				testutil.Check(t, len(p) <= 125, "pong of %d bytes", len(p))
 			case opClose:
 				if len(p) >= 2 {
 					code := int(p[0])<<8 | int(p[1])
-					check(t, code != 1011, "the server answered bytes %q with 1011", clip(string(data), 80))
+					testutil.Check(t, code != 1011, "the server answered bytes %q with 1011", clip(string(data), 80))
 				}
 			default:
 				t.Fatalf("server sent opcode %d", op)
 			}
 		}
-		eventually(t, 10*time.Second, func() bool { _, ok := s.outcomes.probe(probe); return ok }, "the handler did not end")
+		testutil.EventuallyWithin(t, 10*time.Second, func() bool { _, ok := s.outcomes.probe(probe); return ok }, "the handler did not end")
 		e, _ := s.outcomes.probe(probe)
-		check(t, e.Code != 1011, "the connection ended with 1011 (%v) for bytes %q", e.Err, clip(string(data), 80))
+		testutil.Check(t, e.Code != 1011, "the connection ended with 1011 (%v) for bytes %q", e.Err, clip(string(data), 80))
 	})
 }
 
@@ -125,38 +127,38 @@ func FuzzHandshake(f *testing.F) {
 			}
 		}
 		before := s.logs.report().nViolation
-		c, resp, err := rawHandshake(tctx(t), s.addr, srcIP(groupProbe, 100+int(fuzzProbe.Load()%1000)), h, 0)
+		c, resp, err := rawHandshake(testutil.Context(t, time.Minute), s.addr, srcIP(groupProbe, 100+int(fuzzProbe.Load()%1000)), h, 0)
 		if err != nil {
 			t.Skipf("request not parsable by the client side: %v", err)
 		}
 		defer c.Close()
-		check(t, resp.StatusCode < 500, "status %d", resp.StatusCode)
+		testutil.Check(t, resp.StatusCode < 500, "status %d", resp.StatusCode)
 		validKey := false
 		if k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(key)); err == nil && len(k) == 16 {
 			validKey = true
 		}
 		if resp.StatusCode == http.StatusSwitchingProtocols {
-			check(t, validKey, "accepted an invalid key %q", key)
-			check(t, strings.TrimSpace(version) == "13", "accepted version %q", version)
+			testutil.Check(t, validKey, "accepted an invalid key %q", key)
+			testutil.Check(t, strings.TrimSpace(version) == "13", "accepted version %q", version)
 			if origin != "" {
 				u, err := url.Parse(origin)
-				check(t, err == nil && strings.EqualFold(u.Host, s.addr), "accepted Origin %q", origin)
+				testutil.Check(t, err == nil && strings.EqualFold(u.Host, s.addr), "accepted Origin %q", origin)
 			}
 			if p := resp.Header.Get("Sec-WebSocket-Protocol"); p != "" {
 				offered := false
 				for tok := range strings.SplitSeq(protocol, ",") {
 					offered = offered || strings.EqualFold(strings.TrimSpace(tok), p)
 				}
-				check(t, offered, "echoed subprotocol %q, offered %q", p, protocol)
+				testutil.Check(t, offered, "echoed subprotocol %q, offered %q", p, protocol)
 			}
 			c.Write(closeFrame(1000, ""))
 			c.readClose(5 * time.Second)
 		} else if !validKey {
-			check(t, !s.outcomes.reached(probe), "a handshake with key %q reached the middleware", key)
+			testutil.Check(t, !s.outcomes.reached(probe), "a handshake with key %q reached the middleware", key)
 		}
 		if !strings.Contains(query, validToken) {
-			eventually(t, 5*time.Second, func() bool { _, ok := s.outcomes.probe(probe); return ok || !s.outcomes.reached(probe) }, "handler did not end")
-			check(t, s.logs.report().nViolation == before, "a log line broke the rules: %v", s.logs.report().violations)
+			testutil.EventuallyWithin(t, 5*time.Second, func() bool { _, ok := s.outcomes.probe(probe); return ok || !s.outcomes.reached(probe) }, "handler did not end")
+			testutil.Check(t, s.logs.report().nViolation == before, "a log line broke the rules: %v", s.logs.report().violations)
 		}
 	})
 }

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nexio-go/nexio/internal/testutil"
 )
 
 // TestLoad holds -chaos.conns connections (10,000 by default) to the
@@ -54,16 +56,16 @@ func TestLoad(t *testing.T) {
 	child := startLoadChild(t, s.addr)
 
 	tookEcho := child.do(t, "echo %d", n-inRooms)
-	eventually(t, 30*time.Second, func() bool { return s.tracker.Len() == n-inRooms }, "echo clients did not all connect")
+	testutil.EventuallyWithin(t, 30*time.Second, func() bool { return s.tracker.Len() == n-inRooms }, "echo clients did not all connect")
 	afterEcho := measure()
 	tookRooms := child.do(t, "rooms %d %d", inRooms, rooms)
-	eventually(t, 30*time.Second, func() bool { return s.tracker.Len() == n && s.hub.Count("all") == inRooms },
+	testutil.EventuallyWithin(t, 30*time.Second, func() bool { return s.tracker.Len() == n && s.hub.Count("all") == inRooms },
 		"room members did not all connect: %d open, %d in all", s.tracker.Len(), s.hub.Count("all"))
 	afterAll := measure()
-	ctx := tctx(t)
+	ctx := testutil.Context(t, time.Minute)
 	pad := strings.Repeat("x", 100)
 	drain := func() {
-		eventually(t, 30*time.Second, func() bool {
+		testutil.EventuallyWithin(t, 30*time.Second, func() bool {
 			a := s.hub.Stats().MessagesOut
 			time.Sleep(200 * time.Millisecond)
 			return s.hub.Stats().MessagesOut == a
@@ -108,13 +110,13 @@ func TestLoad(t *testing.T) {
 	st1 := s.hub.Stats()
 	during := measure()
 	var lat map[string]percentiles
-	noErr(t, json.Unmarshal([]byte(child.ask(t, "report")), &lat))
+	testutil.NoErr(t, json.Unmarshal([]byte(child.ask(t, "report")), &lat))
 
 	// Everyone leaves; the server stays up: what does it keep?
 	child.close(t)
-	eventually(t, 30*time.Second, func() bool { return s.tracker.Len() == 0 && s.hub.Count("all") == 0 }, "clients did not all leave")
+	testutil.EventuallyWithin(t, 30*time.Second, func() bool { return s.tracker.Len() == 0 && s.hub.Count("all") == 0 }, "clients did not all leave")
 	var left usage
-	eventually(t, 30*time.Second, func() bool {
+	testutil.EventuallyWithin(t, 30*time.Second, func() bool {
 		left = measure()
 		return left.goroutines <= base.goroutines+2 // Serve, the sampler
 	}, "handlers did not all return: %v", left)
@@ -141,9 +143,9 @@ func TestLoad(t *testing.T) {
 		cpu.Seconds(), float64(cpu.Microseconds())/float64(delivered), st1.SlowDisconnects-st0.SlowDisconnects, st1.Dropped-st0.Dropped,
 		inRooms/rooms, lat["room"].String(), inRooms, lat["all"].String(),
 		base, afterEcho, afterAll, during, left)
-	check(t, st1.SlowDisconnects == 0 && st1.Dropped == 0, "members were lost under load")
-	check(t, lat["fan"].N == 20*inRooms, "the clients got %d fan-out messages, want %d", lat["fan"].N, 20*inRooms)
-	check(t, lat["room"].N+lat["all"].N == int(delivered), "the clients got %d messages, the hub delivered %d", lat["room"].N+lat["all"].N, delivered)
+	testutil.Check(t, st1.SlowDisconnects == 0 && st1.Dropped == 0, "members were lost under load")
+	testutil.Check(t, lat["fan"].N == 20*inRooms, "the clients got %d fan-out messages, want %d", lat["fan"].N, 20*inRooms)
+	testutil.Check(t, lat["room"].N+lat["all"].N == int(delivered), "the clients got %d messages, the hub delivered %d", lat["room"].N+lat["all"].N, delivered)
 }
 
 // stamp makes a broadcast that says when it was sent.
@@ -182,11 +184,11 @@ func startLoadChild(t *testing.T, addr string) *loadChild {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), loadChildEnv+"="+addr)
 	stdin, err := cmd.StdinPipe()
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	stdout, err := cmd.StdoutPipe()
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	cmd.Stderr = os.Stderr
-	noErr(t, cmd.Start())
+	testutil.NoErr(t, cmd.Start())
 	c := &loadChild{cmd: cmd, stdin: stdin, lines: make(chan string, 1)}
 	// The reader ends when the child exits and its stdout closes.
 	go func() {
@@ -224,7 +226,7 @@ func (c *loadChild) ask(t *testing.T, format string, args ...any) string {
 func (c *loadChild) do(t *testing.T, format string, args ...any) time.Duration {
 	t.Helper()
 	d, err := time.ParseDuration(strings.TrimPrefix(c.ask(t, format, args...), "ok "))
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	return d
 }
 

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/redis/go-redis/v9"
 )
 
@@ -83,7 +85,7 @@ func startRedis(t testing.TB) *redisServer {
 		return nil
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	s := &redisServer{t: t, bin: bin, port: port, dir: t.TempDir()}
@@ -98,7 +100,7 @@ func (s *redisServer) start() {
 	s.t.Helper()
 	s.cmd = exec.Command(s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", s.dir, "--loglevel", "warning")
-	noErr(s.t, s.cmd.Start())
+	testutil.NoErr(s.t, s.cmd.Start())
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", s.addr(), 100*time.Millisecond)

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/coder/websocket"
 
 	"github.com/nexio-go/nexio/wsroute"
@@ -48,23 +50,23 @@ func TestCrossSiteHijacking(t *testing.T) {
 			if tc.origin == "" {
 				h.origin = "-"
 			}
-			c, resp, err := rawHandshake(tctx(t), s.addr, srcIP(groupProbe, 10+i), h, 0)
-			noErr(t, err)
+			c, resp, err := rawHandshake(testutil.Context(t, time.Minute), s.addr, srcIP(groupProbe, 10+i), h, 0)
+			testutil.NoErr(t, err)
 			defer c.Close()
-			equal(t, resp.StatusCode, tc.want)
+			testutil.Equal(t, resp.StatusCode, tc.want)
 			if tc.want != 101 {
 				body, _ := io.ReadAll(resp.Body)
-				check(t, !strings.Contains(string(body), validToken), "the refusal echoes the token: %q", body)
-				check(t, !s.outcomes.reached(probe), "a refused cross-site handshake reached the middleware")
+				testutil.Check(t, !strings.Contains(string(body), validToken), "the refusal echoes the token: %q", body)
+				testutil.Check(t, !s.outcomes.reached(probe), "a refused cross-site handshake reached the middleware")
 				return
 			}
 			// Accepted: the cookie authenticated it.
 			c.Write(frame(true, 0, opText, []byte("hi"), false))
 			c.SetReadDeadline(time.Now().Add(5 * time.Second))
 			_, op, p, err := readFrame(c.br, 1<<10)
-			noErr(t, err)
-			equal(t, op, byte(opText))
-			equal(t, string(p), "Echo: hi")
+			testutil.NoErr(t, err)
+			testutil.Equal(t, op, byte(opText))
+			testutil.Equal(t, string(p), "Echo: hi")
 			c.Write(closeFrame(1000, ""))
 		})
 	}
@@ -83,18 +85,18 @@ func TestSlowloris(t *testing.T) {
 	base := measure()
 	samp := startSampler(20 * time.Millisecond)
 	s := newStack(t, stackConfig{})
-	ctx := tctx(t)
+	ctx := testutil.Context(t, time.Minute)
 
 	// A client connected before the attack, to time round trips with.
 	echoC, _, err := dialWS(ctx, s.addr, srcIP(groupProbe, 30), "/ws/echo", nil)
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	defer echoC.CloseNow()
 	roundTrip := func() time.Duration {
 		t0 := time.Now()
-		noErr(t, echoC.Write(ctx, websocket.MessageText, []byte("ping")))
+		testutil.NoErr(t, echoC.Write(ctx, websocket.MessageText, []byte("ping")))
 		_, got, err := echoC.Read(ctx)
-		noErr(t, err)
-		equal(t, string(got), "Echo: ping")
+		testutil.NoErr(t, err)
+		testutil.Equal(t, string(got), "Echo: ping")
 		return time.Since(t0)
 	}
 	var before latencies
@@ -134,7 +136,7 @@ func TestSlowloris(t *testing.T) {
 			c.Close()
 		}
 	}()
-	check(t, opened < rht, "opening %d connections took %v, longer than ReadHeaderTimeout %v: raise -chaos.readheader", n, opened, rht)
+	testutil.Check(t, opened < rht, "opening %d connections took %v, longer than ReadHeaderTimeout %v: raise -chaos.readheader", n, opened, rht)
 
 	// While they are pending: round trips, and new clients.
 	var during, fresh latencies
@@ -144,11 +146,11 @@ func TestSlowloris(t *testing.T) {
 	for i := range 10 {
 		t0 := time.Now()
 		c, _, err := dialWS(ctx, s.addr, srcIP(groupProbe, 40+i), "/ws/echo", nil)
-		noErr(t, err)
-		noErr(t, c.Write(ctx, websocket.MessageText, []byte("new")))
+		testutil.NoErr(t, err)
+		testutil.NoErr(t, c.Write(ctx, websocket.MessageText, []byte("new")))
 		_, got, err := c.Read(ctx)
-		noErr(t, err)
-		equal(t, string(got), "Echo: new")
+		testutil.NoErr(t, err)
+		testutil.Equal(t, string(got), "Echo: new")
 		fresh.add(time.Since(t0))
 		c.Close(websocket.StatusNormalClosure, "")
 	}
@@ -166,7 +168,7 @@ func TestSlowloris(t *testing.T) {
 			stillOpen++
 		}
 	}
-	check(t, stillOpen == 0, "%d of %d half-open connections were still open %v after ReadHeaderTimeout", stillOpen, n, time.Second)
+	testutil.Check(t, stillOpen == 0, "%d of %d half-open connections were still open %v after ReadHeaderTimeout", stillOpen, n, time.Second)
 	for _, c := range conns {
 		c.Close()
 	}
@@ -208,10 +210,10 @@ func TestMemoryBounds(t *testing.T) {
 func testSlowFrame(t *testing.T) {
 	opts := wsroute.Options{PingInterval: 300 * time.Millisecond, PongTimeout: 500 * time.Millisecond}
 	s := newStack(t, stackConfig{wsOpts: opts})
-	c, resp, err := rawHandshake(tctx(t), s.addr, srcIP(groupSlow, 200), handshake{path: "/ws/echo?probe=drip"}, 0)
-	noErr(t, err)
+	c, resp, err := rawHandshake(testutil.Context(t, time.Minute), s.addr, srcIP(groupSlow, 200), handshake{path: "/ws/echo?probe=drip"}, 0)
+	testutil.NoErr(t, err)
 	defer c.Close()
-	equal(t, resp.StatusCode, 101)
+	testutil.Equal(t, resp.StatusCode, 101)
 	start := time.Now()
 	c.Write(frameHeader(true, 0, opText, 1000, false, nil))
 	var took time.Duration
@@ -224,9 +226,9 @@ func testSlowFrame(t *testing.T) {
 			break
 		}
 	}
-	check(t, took > 0, "a client dripping a frame was not cut within 10s")
+	testutil.Check(t, took > 0, "a client dripping a frame was not cut within 10s")
 	bound := opts.PingInterval + opts.PongTimeout + time.Second
-	check(t, took < bound, "a client dripping a frame was cut after %v, want under %v", took, bound)
+	testutil.Check(t, took < bound, "a client dripping a frame was cut after %v, want under %v", took, bound)
 	e, ok := s.outcomes.probe("drip")
 	for !ok && time.Since(start) < 5*time.Second {
 		time.Sleep(10 * time.Millisecond)
@@ -243,13 +245,13 @@ func testReadLimitBound(t *testing.T) {
 	const pinned, streamers = 100, 20
 	base := measure()
 	s := newStack(t, stackConfig{maxPerIP: 1000})
-	ctx := tctx(t)
+	ctx := testutil.Context(t, time.Minute)
 	var conns []*rawConn
 	payload := strings.Repeat("a", readLimit-1024)
 	for i := range pinned {
 		c, resp, err := rawHandshake(ctx, s.addr, srcIP(groupChaos, i%50), handshake{path: "/ws/echo"}, 0)
-		noErr(t, err)
-		equal(t, resp.StatusCode, 101)
+		testutil.NoErr(t, err)
+		testutil.Equal(t, resp.StatusCode, 101)
 		c.Write(frameHeader(true, 0, opText, readLimit, false, []byte(payload)))
 		conns = append(conns, c)
 	}
@@ -291,7 +293,7 @@ func testReadLimitBound(t *testing.T) {
 	for c := range codes {
 		got[c]++
 	}
-	equal(t, got[1009], streamers)
+	testutil.Equal(t, got[1009], streamers)
 	for _, c := range conns {
 		c.Close()
 	}
@@ -305,7 +307,7 @@ func testReadLimitBound(t *testing.T) {
 	// ReadFrom to at most twice the limit), net/http's 4 KiB read and
 	// write buffers, coder/websocket's and wsroute's state.
 	bound := float64(2*readLimit + 8<<10 + 8<<10)
-	check(t, perConn < bound, "%.0f bytes per connection holding a partial message, over the bound %.0f", perConn, bound)
+	testutil.Check(t, perConn < bound, "%.0f bytes per connection holding a partial message, over the bound %.0f", perConn, bound)
 }
 
 // testQueueBound: 20 members stop reading in a room that receives 64 KiB
@@ -318,17 +320,17 @@ func testQueueBound(t *testing.T) {
 	base := measure()
 	samp := startSampler(10 * time.Millisecond)
 	s := newStack(t, stackConfig{maxPerIP: 1000})
-	ctx := tctx(t)
+	ctx := testutil.Context(t, time.Minute)
 	var conns []*rawConn
 	for i := range stalled {
 		c, resp, err := rawHandshake(ctx, s.addr, srcIP(groupStalled, i), handshake{path: fmt.Sprintf("/ws/rooms/q?probe=q%d", i)}, 4096)
-		noErr(t, err)
-		equal(t, resp.StatusCode, 101)
+		testutil.NoErr(t, err)
+		testutil.Equal(t, resp.StatusCode, 101)
 		conns = append(conns, c)
 	}
 	good, err := newMember(ctx, s.addr, "good", "q", 0, 500)
-	noErr(t, err)
-	eventually(t, 5*time.Second, func() bool { return s.hub.Count("q") == stalled+1 }, "members did not join")
+	testutil.NoErr(t, err)
+	testutil.EventuallyWithin(t, 5*time.Second, func() bool { return s.hub.Count("q") == stalled+1 }, "members did not join")
 
 	pad := strings.Repeat("x", readLimit-32)
 	sent := 0
@@ -343,14 +345,14 @@ func testQueueBound(t *testing.T) {
 	for s.hub.Stats().SlowDisconnects < stalled && time.Now().Before(deadline) {
 		for range 8 {
 			sent++
-			noErr(t, s.hub.BroadcastText(ctx, "q", seqMessage("big", sent, pad)))
+			testutil.NoErr(t, s.hub.BroadcastText(ctx, "q", seqMessage("big", sent, pad)))
 		}
 		time.Sleep(150 * time.Millisecond)
 		live = max(live, measure().heap)
 	}
 	took := time.Since(start)
 	stats := s.hub.Stats()
-	eventually(t, 10*time.Second, func() bool { return good.caughtUp(map[string]int{"big": sent}) }, "the good member did not get every message")
+	testutil.EventuallyWithin(t, 10*time.Second, func() bool { return good.caughtUp(map[string]int{"big": sent}) }, "the good member did not get every message")
 	good.mu.Lock()
 	lost, disorder, received, gone := len(good.missing), len(good.disorder), good.received, good.ended
 	good.mu.Unlock()
@@ -361,10 +363,10 @@ func testQueueBound(t *testing.T) {
 	s.shutdown()
 	peak := samp.Stop()
 	final := settle(t, base, 1<<20+gSlack(peak), 15*time.Second)
-	check(t, !gone && stats.SlowDisconnects == stalled,
+	testutil.Check(t, !gone && stats.SlowDisconnects == stalled,
 		"%d slow disconnects, the well-behaved member ended: %v: it could not keep up with %d MiB/s (machine too slow or busy?)",
 		stats.SlowDisconnects, gone, 8*readLimit*1000/150>>20)
-	check(t, lost == 0 && disorder == 0 && received == sent, "the well-behaved member got %d of %d (gaps %d, disorder %d)", received, sent, lost, disorder)
+	testutil.Check(t, lost == 0 && disorder == 0 && received == sent, "the well-behaved member got %d of %d (gaps %d, disorder %d)", received, sent, lost, disorder)
 
 	// Per stalled member at worst: the batch its writer is stuck on, up
 	// to QueueBytes of payload encoded into the batch buffer (which
@@ -380,7 +382,7 @@ func testQueueBound(t *testing.T) {
 		"  the well-behaved member got %d of %d, in order\n  hub: slow disconnects %d, write errors %d, messages out %d\n  final %v",
 		stalled, sent, took.Round(time.Millisecond), mib(grew), mib(bound), float64(grew)/stalled/(1<<20),
 		mib(peak.heap-base.heap), received, sent, stats.SlowDisconnects, stats.WriteErrors, stats.MessagesOut, final)
-	check(t, grew < bound, "the live heap grew %s with %d stalled members, over the bound %s", mib(grew), stalled, mib(bound))
+	testutil.Check(t, grew < bound, "the live heap grew %s with %d stalled members, over the bound %s", mib(grew), stalled, mib(bound))
 }
 
 // testRateTableBound: a client posing as thousands of addresses (the
@@ -403,7 +405,7 @@ func testRateTableBound(t *testing.T) {
 		req.Header.Set("Sec-WebSocket-Key", newKey())
 		req.Header.Set("X-Real-IP", ip)
 		resp, err := client.Do(req)
-		noErr(t, err)
+		testutil.NoErr(t, err)
 		if resp.StatusCode != http.StatusSwitchingProtocols {
 			io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<10))
 		}
@@ -412,18 +414,18 @@ func testRateTableBound(t *testing.T) {
 	}
 	others := func(from, n int) {
 		for i := range n {
-			equal(t, attempt(fmt.Sprintf("10.%d.%d.%d", (from+i)>>16&255, (from+i)>>8&255, (from+i)&255)), 403)
+			testutil.Equal(t, attempt(fmt.Sprintf("10.%d.%d.%d", (from+i)>>16&255, (from+i)>>8&255, (from+i)&255)), 403)
 		}
 	}
-	equal(t, attempt("192.0.2.0"), 403) // the HTTP connection is open
+	testutil.Equal(t, attempt("192.0.2.0"), 403) // the HTTP connection is open
 	empty := measure()
-	equal(t, attempt("192.0.2.1"), 403)
-	equal(t, attempt("192.0.2.1"), 101) // limited
+	testutil.Equal(t, attempt("192.0.2.1"), 403)
+	testutil.Equal(t, attempt("192.0.2.1"), 101) // limited
 	others(0, maxKeys-2)
-	full := measure()                   // the table holds maxKeys clients
-	equal(t, attempt("192.0.2.1"), 101) // still remembered, still limited
+	full := measure()                            // the table holds maxKeys clients
+	testutil.Equal(t, attempt("192.0.2.1"), 101) // still remembered, still limited
 	others(maxKeys, maxKeys)
-	equal(t, attempt("192.0.2.1"), 403) // forgotten: the table holds MaxKeys
+	testutil.Equal(t, attempt("192.0.2.1"), 403) // forgotten: the table holds MaxKeys
 
 	// And the heap does not grow with more distinct clients.
 	others(10_000, 500)
@@ -434,7 +436,7 @@ func testRateTableBound(t *testing.T) {
 	t.Logf("\nrate-limit table, MaxKeys %d: a limited client is forgotten after %d others; %.0f bytes per client remembered "+
 		"(%.1f MiB at the default MaxKeys of 65536); 1500 more distinct clients changed the live heap by %+.1f KiB",
 		maxKeys, maxKeys, perKey, perKey*65536/(1<<20), float64(after.heap-before.heap)/1024)
-	check(t, after.heap-before.heap < 128<<10, "1500 distinct clients grew the heap by %s with MaxKeys %d", mib(after.heap-before.heap), maxKeys)
+	testutil.Check(t, after.heap-before.heap < 128<<10, "1500 distinct clients grew the heap by %s with MaxKeys %d", mib(after.heap-before.heap), maxKeys)
 }
 
 // testHeaderBytesBound: slowloris with big headers. Until
@@ -448,13 +450,13 @@ func testHeaderBytesBound(t *testing.T) {
 	for _, limit := range []int{0, 16 << 10} {
 		base := measure()
 		s := newStack(t, stackConfig{maxHeaderBytes: limit})
-		ctx := tctx(t)
+		ctx := testutil.Context(t, time.Minute)
 		var conns []net.Conn
 		statuses := map[int]int{}
 		line := "X-Pad: " + strings.Repeat("p", 4000) + "\r\n"
 		for i := range clients {
 			c, err := dialer(srcIP(groupSlow, 100+i), 0).DialContext(ctx, "tcp", s.addr)
-			noErr(t, err)
+			testutil.NoErr(t, err)
 			c.Write([]byte("GET /ws/echo HTTP/1.1\r\nHost: " + s.addr + "\r\n"))
 			for sent := 0; sent < size; sent += len(line) {
 				if _, err := c.Write([]byte(line)); err != nil {
@@ -484,7 +486,7 @@ func testHeaderBytesBound(t *testing.T) {
 		t.Logf("\nMaxHeaderBytes %s: %d clients sending %d KiB of headers: live heap %s, %.1f KiB per client; answers %v; final %v",
 			name, clients, size>>10, mib(held.heap-base.heap), float64(held.heap-base.heap)/clients/1024, statuses, final)
 		if limit > 0 {
-			equal(t, statuses[http.StatusRequestHeaderFieldsTooLarge], clients)
+			testutil.Equal(t, statuses[http.StatusRequestHeaderFieldsTooLarge], clients)
 		}
 	}
 }
@@ -495,11 +497,11 @@ func testHeaderBytesBound(t *testing.T) {
 func TestSecretsStayOut(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackConfig{logLevel: slog.LevelDebug})
-	ctx := tctx(t)
+	ctx := testutil.Context(t, time.Minute)
 	var text clientText
 	run := func(path string, extra []string) (status int, code int, reason string, hdr http.Header) {
 		c, resp, err := rawHandshake(ctx, s.addr, srcIP(groupProbe, 70), handshake{path: path, extra: extra}, 0)
-		noErr(t, err)
+		testutil.NoErr(t, err)
 		defer c.Close()
 		for k, vs := range resp.Header {
 			for _, v := range vs {
@@ -514,29 +516,29 @@ func TestSecretsStayOut(t *testing.T) {
 		c.Write(frame(true, 0, opText, []byte("hi"), false))
 		c.Write(closeFrame(1000, ""))
 		code, reason, err = c.readClose(5 * time.Second)
-		noErr(t, err)
+		testutil.NoErr(t, err)
 		text.check("close reason", reason)
 		return 101, code, reason, resp.Header
 	}
 	for _, a := range authAttempts {
 		status, code, reason, hdr := run("/ws/secure/echo"+a.query, a.extra)
-		equal(t, status, 101)
+		testutil.Equal(t, status, 101)
 		if a.ok {
-			equal(t, code, 1000)
+			testutil.Equal(t, code, 1000)
 		} else {
-			equal(t, code, 4001)
-			equal(t, reason, "Unauthorized")
+			testutil.Equal(t, code, 4001)
+			testutil.Equal(t, reason, "Unauthorized")
 		}
 		if p := hdr.Get("Sec-WebSocket-Protocol"); p != "" {
-			equal(t, p, "bearer")
+			testutil.Equal(t, p, "bearer")
 		}
 	}
 	_, code, reason, _ := run("/ws/fail", nil)
-	check(t, code == 1011 && reason == "internal error", "/ws/fail: close %d %q", code, reason)
+	testutil.Check(t, code == 1011 && reason == "internal error", "/ws/fail: close %d %q", code, reason)
 	_, code, reason, _ = run("/ws/panic", nil)
-	check(t, code == 1011 && reason == "internal error", "/ws/panic: close %d %q", code, reason)
+	testutil.Check(t, code == 1011 && reason == "internal error", "/ws/panic: close %d %q", code, reason)
 	status, _, _, _ := run("/ws/fail-early", nil)
-	equal(t, status, 500)
+	testutil.Equal(t, status, 500)
 	// Tokens in the query of routes that do not use them: the Logger
 	// redacts the usual names.
 	run("/ws/echo?token="+validToken+"&access_token="+validToken+"&api_key="+validToken, nil)
@@ -553,6 +555,6 @@ func TestSecretsStayOut(t *testing.T) {
 	if len(v) > 0 {
 		t.Errorf("secrets reached the client:\n%s", strings.Join(v, "\n"))
 	}
-	check(t, lr.lines["ERROR"] > 0, "no error-level line: the failures were not logged at all")
+	testutil.Check(t, lr.lines["ERROR"] > 0, "no error-level line: the failures were not logged at all")
 	t.Logf("%d client-visible texts checked; log lines by level %v", checked, lr.lines)
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/nexio-go/nexio/hub"
@@ -120,7 +122,7 @@ func newStack(t testing.TB, cfg stackConfig) *stack {
 	s.hub = hub.New(&hopts)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	s.ln = &countingListener{Listener: ln}
 	s.addr = ln.Addr().String()
 	var h http.Handler = s.routes(log)

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/nexio-go/nexio/hub"
 	"github.com/nexio-go/nexio/hub/redisbroker"
 	"github.com/nexio-go/nexio/wsroute"
@@ -51,7 +53,7 @@ func BenchmarkCrossNodeBroadcast(b *testing.B) {
 		}
 		f.dial(b, n, i >= perNode)
 	}
-	eventually(b, func() bool { return na.hub.Count("bench") == perNode && nb.hub.Count("bench") == perNode },
+	testutil.Eventually(b, func() bool { return na.hub.Count("bench") == perNode && nb.hub.Count("bench") == perNode },
 		"members: A %d, B %d", na.hub.Count("bench"), nb.hub.Count("bench"))
 	subscribed(b, ca, prefix, "bench", 2)
 
@@ -93,13 +95,13 @@ func (f *fanout) dial(b *testing.B, n *node, remote bool) {
 	b.Helper()
 	host := strings.TrimPrefix(n.URL, "http://")
 	c, err := net.Dial("tcp", host)
-	noErr(b, err)
+	testutil.NoErr(b, err)
 	fmt.Fprintf(c, "GET /ws/bench HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", host)
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)
-	noErr(b, err)
-	equal(b, resp.StatusCode, http.StatusSwitchingProtocols)
+	testutil.NoErr(b, err)
+	testutil.Equal(b, resp.StatusCode, http.StatusSwitchingProtocols)
 	m := &benchMember{remote: remote, c: c, done: make(chan struct{})}
 	f.members = append(f.members, m)
 	go func() {
@@ -197,7 +199,7 @@ func (f *fanout) run(b *testing.B, na *node, window int) {
 	b.StopTimer()
 	// The last reader of the last message may still be appending its
 	// latencies; wait for all of them.
-	eventually(b, func() bool {
+	testutil.Eventually(b, func() bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		return len(r.remoteLat)+len(r.localLat) == b.N*len(f.members)
@@ -234,11 +236,11 @@ func BenchmarkBrokerHop(b *testing.B) {
 	prefix := testPrefix(b, ca)
 	opts := &redisbroker.Options{Prefix: prefix}
 	pub, _, err := openBroker(b, ca, "A", opts)
-	noErr(b, err)
+	testutil.NoErr(b, err)
 	got := make(chan time.Duration, 1024)
 	var delivered atomic.Int64
 	sub := redisbroker.New(cb, opts)
-	noErr(b, sub.Open("B", func(e hub.Envelope) {
+	testutil.NoErr(b, sub.Open("B", func(e hub.Envelope) {
 		delivered.Add(1)
 		sent := time.Unix(0, int64(binary.LittleEndian.Uint64(e.Data)))
 		select {
@@ -282,7 +284,7 @@ func BenchmarkBrokerHop(b *testing.B) {
 				}
 			}
 		})
-		eventually(b, func() bool { return delivered.Load() >= want }, "delivered %d of %d", delivered.Load(), want)
+		testutil.Eventually(b, func() bool { return delivered.Load() >= want }, "delivered %d of %d", delivered.Load(), want)
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 	})
 }

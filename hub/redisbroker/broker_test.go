@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/nexio-go/nexio/hub"
@@ -64,22 +66,22 @@ func TestLifecycle(t *testing.T) {
 	rc := newClient(t)
 	prefix := testPrefix(t, rc)
 	b := redisbroker.New(rc, &redisbroker.Options{Prefix: prefix})
-	ctx := tctx(t)
+	ctx := testutil.Ctx(t)
 	e := hub.Envelope{Room: "r", Type: wsroute.MessageText, Data: []byte("x")}
 
-	check(t, errors.Is(b.Publish(ctx, e), redisbroker.ErrNotOpen), "Publish before Open")
-	noErr(t, b.Open("n1", func(hub.Envelope) {}))
-	equal(t, b.Node(), "n1")
-	equal(t, b.PubSubMode(), redisbroker.ClassicPubSub)
-	check(t, errors.Is(b.Open("n1", func(hub.Envelope) {}), redisbroker.ErrAlreadyOpen), "second Open")
-	noErr(t, b.Publish(ctx, e))
-	check(t, b.Stats().Subscribed, "not subscribed after Open: %+v", b.Stats())
-	noErr(t, b.Close())
-	noErr(t, b.Close())
-	check(t, errors.Is(b.Publish(ctx, e), redisbroker.ErrClosed), "Publish after Close")
+	testutil.Check(t, errors.Is(b.Publish(ctx, e), redisbroker.ErrNotOpen), "Publish before Open")
+	testutil.NoErr(t, b.Open("n1", func(hub.Envelope) {}))
+	testutil.Equal(t, b.Node(), "n1")
+	testutil.Equal(t, b.PubSubMode(), redisbroker.ClassicPubSub)
+	testutil.Check(t, errors.Is(b.Open("n1", func(hub.Envelope) {}), redisbroker.ErrAlreadyOpen), "second Open")
+	testutil.NoErr(t, b.Publish(ctx, e))
+	testutil.Check(t, b.Stats().Subscribed, "not subscribed after Open: %+v", b.Stats())
+	testutil.NoErr(t, b.Close())
+	testutil.NoErr(t, b.Close())
+	testutil.Check(t, errors.Is(b.Publish(ctx, e), redisbroker.ErrClosed), "Publish after Close")
 	_, err := b.Members(ctx, "r")
-	check(t, errors.Is(err, redisbroker.ErrClosed), "Members after Close: %v", err)
-	check(t, errors.Is(b.Open("n1", func(hub.Envelope) {}), redisbroker.ErrClosed), "Open after Close")
+	testutil.Check(t, errors.Is(err, redisbroker.ErrClosed), "Members after Close: %v", err)
+	testutil.Check(t, errors.Is(b.Open("n1", func(hub.Envelope) {}), redisbroker.ErrClosed), "Open after Close")
 }
 
 // Messages from one node arrive in the order published, never back at
@@ -90,12 +92,12 @@ func TestOrderAndNoEcho(t *testing.T) {
 	prefix := testPrefix(t, rc)
 	opts := &redisbroker.Options{Prefix: prefix}
 	a, fromA, err := openBroker(t, rc, "A", opts)
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	b, fromB, err := openBroker(t, rc, "B", opts)
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	a.Subscribe("room")
 	b.Subscribe("room")
-	ctx := tctx(t)
+	ctx := testutil.Ctx(t)
 	subscribed(t, rc, prefix, "room", 2)
 
 	const n = 2000
@@ -120,25 +122,25 @@ func TestOrderAndNoEcho(t *testing.T) {
 	for err := range errs {
 		t.Fatalf("Publish: %v", err)
 	}
-	eventually(t, func() bool { return fromB.len() == n }, "B got %d of %d messages", fromB.len(), n)
+	testutil.Eventually(t, func() bool { return fromB.len() == n }, "B got %d of %d messages", fromB.len(), n)
 	next := make(map[string]int)
 	for _, e := range fromB.all() {
-		equal(t, e.Origin, "A")
-		equal(t, e.Room, "room")
+		testutil.Equal(t, e.Origin, "A")
+		testutil.Equal(t, e.Room, "room")
 		p, i, _ := strings.Cut(string(e.Data), ":")
-		equal(t, i, strconv.Itoa(next[p]))
+		testutil.Equal(t, i, strconv.Itoa(next[p]))
 		next[p]++
 	}
-	equal(t, fromA.len(), 0)
-	equal(t, a.Stats().Published, uint64(n))
-	equal(t, b.Stats().Received, uint64(n))
+	testutil.Equal(t, fromA.len(), 0)
+	testutil.Equal(t, a.Stats().Published, uint64(n))
+	testutil.Equal(t, b.Stats().Received, uint64(n))
 
 	// B leaves the room: nothing more for it.
 	b.Unsubscribe("room")
 	subscribed(t, rc, prefix, "room", 1)
-	noErr(t, a.Publish(ctx, hub.Envelope{Room: "room", Type: wsroute.MessageText, Data: []byte("late")}))
+	testutil.NoErr(t, a.Publish(ctx, hub.Envelope{Room: "room", Type: wsroute.MessageText, Data: []byte("late")}))
 	time.Sleep(100 * time.Millisecond)
-	equal(t, fromB.len(), n)
+	testutil.Equal(t, fromB.len(), n)
 }
 
 // Whatever else is published on the broker's channels is dropped and
@@ -149,16 +151,16 @@ func TestForeignPayloadsAreDropped(t *testing.T) {
 	prefix := testPrefix(t, rc)
 	logger, logs := testLogger(t)
 	b, in, err := openBroker(t, rc, "B", &redisbroker.Options{Prefix: prefix, Logger: logger})
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	b.Subscribe("room")
 	subscribed(t, rc, prefix, "room", 1)
-	ctx := tctx(t)
+	ctx := testutil.Ctx(t)
 	for _, p := range []string{"", "hello", `{"v":1}`, "\x02\x01", "\x01\x01\x05ab"} {
-		noErr(t, rc.Publish(ctx, "{"+prefix+"}:r:room", p).Err())
+		testutil.NoErr(t, rc.Publish(ctx, "{"+prefix+"}:r:room", p).Err())
 	}
-	eventually(t, func() bool { return b.Stats().Malformed == 5 }, "malformed: %d, want 5", b.Stats().Malformed)
-	equal(t, in.len(), 0)
-	equal(t, strings.Count(logs.String(), "does not decode"), 1)
+	testutil.Eventually(t, func() bool { return b.Stats().Malformed == 5 }, "malformed: %d, want 5", b.Stats().Malformed)
+	testutil.Equal(t, in.len(), 0)
+	testutil.Equal(t, strings.Count(logs.String(), "does not decode"), 1)
 }
 
 // With Redis unreachable, Open and Publish return errors within
@@ -172,27 +174,27 @@ func TestRedisUnreachable(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	start := time.Now()
 	b, _, err := openBroker(t, rc, "lonely", &redisbroker.Options{Timeout: timeout, Logger: logger})
-	check(t, errors.Is(err, redisbroker.ErrUnavailable), "Open: %v, want ErrUnavailable", err)
+	testutil.Check(t, errors.Is(err, redisbroker.ErrUnavailable), "Open: %v, want ErrUnavailable", err)
 	// The slack is for loaded CI machines; unbounded, these calls would
 	// wait for go-redis' dial retries, several seconds.
 	const slack = time.Second
-	check(t, time.Since(start) < timeout+slack, "Open took %v", time.Since(start))
+	testutil.Check(t, time.Since(start) < timeout+slack, "Open took %v", time.Since(start))
 
-	ctx := tctx(t)
+	ctx := testutil.Ctx(t)
 	var slowest time.Duration
 	for i := range 50 {
 		start := time.Now()
 		err := b.Publish(ctx, hub.Envelope{Room: "r", Type: wsroute.MessageText, Data: []byte("x")})
 		slowest = max(slowest, time.Since(start))
-		check(t, errors.Is(err, redisbroker.ErrUnavailable) || errors.Is(err, redisbroker.ErrTimeout),
+		testutil.Check(t, errors.Is(err, redisbroker.ErrUnavailable) || errors.Is(err, redisbroker.ErrTimeout),
 			"Publish %d: %v", i, err)
 	}
-	check(t, slowest < timeout+slack, "a Publish took %v, Options.Timeout is %v", slowest, timeout)
+	testutil.Check(t, slowest < timeout+slack, "a Publish took %v, Options.Timeout is %v", slowest, timeout)
 	_, err = b.Members(ctx, "r")
-	check(t, errors.Is(err, redisbroker.ErrUnavailable) || errors.Is(err, redisbroker.ErrTimeout), "Members: %v", err)
-	equal(t, b.Stats().PublishErrors, uint64(50))
-	equal(t, strings.Count(logs.String(), "Redis unreachable"), 1)
-	equal(t, b.Stats().Outages, uint64(1))
+	testutil.Check(t, errors.Is(err, redisbroker.ErrUnavailable) || errors.Is(err, redisbroker.ErrTimeout), "Members: %v", err)
+	testutil.Equal(t, b.Stats().PublishErrors, uint64(50))
+	testutil.Equal(t, strings.Count(logs.String(), "Redis unreachable"), 1)
+	testutil.Equal(t, b.Stats().Outages, uint64(1))
 }
 
 // A Redis that accepts connections and never answers (a frozen server,
@@ -200,7 +202,7 @@ func TestRedisUnreachable(t *testing.T) {
 func TestRedisSilent(t *testing.T) {
 	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	var conns sync.WaitGroup
 	var mu sync.Mutex
 	var accepted []net.Conn
@@ -241,19 +243,19 @@ func TestRedisSilent(t *testing.T) {
 	const timeout = 200 * time.Millisecond
 	logger, _ := testLogger(t)
 	b, _, _ := openBroker(t, rc, "frozen", &redisbroker.Options{Timeout: timeout, Logger: logger})
-	ctx := tctx(t)
+	ctx := testutil.Ctx(t)
 	for i := range 5 {
 		start := time.Now()
 		err := b.Publish(ctx, hub.Envelope{Room: "r", Type: wsroute.MessageText, Data: []byte("x")})
 		took := time.Since(start)
-		check(t, err != nil, "Publish %d succeeded against a silent server", i)
-		check(t, took < timeout+time.Second, "Publish %d took %v, Options.Timeout is %v: %v", i, took, timeout, err)
+		testutil.Check(t, err != nil, "Publish %d succeeded against a silent server", i)
+		testutil.Check(t, took < timeout+time.Second, "Publish %d took %v, Options.Timeout is %v: %v", i, took, timeout, err)
 	}
 	start := time.Now()
 	ctx2, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
 	_, err = b.Members(ctx2, "r")
-	check(t, err != nil && time.Since(start) < time.Second, "Members: %v after %v", err, time.Since(start))
+	testutil.Check(t, err != nil && time.Since(start) < time.Second, "Members: %v after %v", err, time.Since(start))
 }
 
 // A broker used by callers other than the Hub (which announces joins and
@@ -264,11 +266,11 @@ func TestPresenceLeaveOvertakesJoin(t *testing.T) {
 	rc := newClient(t)
 	prefix := testPrefix(t, rc)
 	b, _, err := openBroker(t, rc, "A", &redisbroker.Options{Prefix: prefix})
-	noErr(t, err)
-	ctx := tctx(t)
+	testutil.NoErr(t, err)
+	ctx := testutil.Ctx(t)
 	ids := func() []string {
 		ms, err := b.Members(ctx, "r")
-		noErr(t, err)
+		testutil.NoErr(t, err)
 		var out []string
 		for _, m := range ms {
 			out = append(out, m.ConnID)
@@ -276,13 +278,13 @@ func TestPresenceLeaveOvertakesJoin(t *testing.T) {
 		return out
 	}
 	m := hub.Member{ConnID: "c1", Node: "A"}
-	noErr(t, b.RemoveMember(ctx, "r", m)) // overtook its join
-	noErr(t, b.AddMember(ctx, "r", m))
-	equal(t, len(ids()), 0)
+	testutil.NoErr(t, b.RemoveMember(ctx, "r", m)) // overtook its join
+	testutil.NoErr(t, b.AddMember(ctx, "r", m))
+	testutil.Equal(t, len(ids()), 0)
 
 	// In order, joining again after leaving works.
-	noErr(t, b.AddMember(ctx, "r", m))
-	noErr(t, b.RemoveMember(ctx, "r", m))
-	noErr(t, b.AddMember(ctx, "r", m))
-	equal(t, strings.Join(ids(), ","), "c1")
+	testutil.NoErr(t, b.AddMember(ctx, "r", m))
+	testutil.NoErr(t, b.RemoveMember(ctx, "r", m))
+	testutil.NoErr(t, b.AddMember(ctx, "r", m))
+	testutil.Equal(t, strings.Join(ids(), ","), "c1")
 }

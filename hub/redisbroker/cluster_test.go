@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/coder/websocket"
 	"github.com/redis/go-redis/v9"
 
@@ -25,7 +27,7 @@ func startCluster(t testing.TB, n int) []*redisServer {
 	for i := range servers {
 		servers[i] = startRedis(t, "--cluster-enabled", "yes", "--cluster-node-timeout", "2000")
 	}
-	ctx := tctx(t)
+	ctx := testutil.Ctx(t)
 	clients := make([]*redis.Client, n)
 	for i, s := range servers {
 		clients[i] = redis.NewClient(&redis.Options{Addr: s.addr()})
@@ -34,12 +36,12 @@ func startCluster(t testing.TB, n int) []*redisServer {
 	const slots = 16384
 	for i, c := range clients {
 		lo, hi := i*slots/n, (i+1)*slots/n-1
-		noErr(t, c.ClusterAddSlotsRange(ctx, lo, hi).Err())
+		testutil.NoErr(t, c.ClusterAddSlotsRange(ctx, lo, hi).Err())
 	}
 	for _, s := range servers[1:] {
-		noErr(t, clients[0].ClusterMeet(ctx, "127.0.0.1", fmt.Sprint(s.port)).Err())
+		testutil.NoErr(t, clients[0].ClusterMeet(ctx, "127.0.0.1", fmt.Sprint(s.port)).Err())
 	}
-	eventually(t, func() bool {
+	testutil.Eventually(t, func() bool {
 		for _, c := range clients {
 			info, err := c.ClusterInfo(ctx).Result()
 			if err != nil || !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, fmt.Sprintf("cluster_known_nodes:%d", n)) {
@@ -86,30 +88,30 @@ func TestCluster(t *testing.T) {
 			opts := &redisbroker.Options{PubSub: tc.mode, PresenceTTL: 3 * time.Second}
 			a := newNode(t, ca, prefix, "A", opts)
 			b := newNode(t, cb, prefix, "B", opts)
-			eventually(t, func() bool { return a.broker.PubSubMode() == tc.want && b.broker.PubSubMode() == tc.want },
+			testutil.Eventually(t, func() bool { return a.broker.PubSubMode() == tc.want && b.broker.PubSubMode() == tc.want },
 				"modes %v and %v, want %v", a.broker.PubSubMode(), b.broker.PubSubMode(), tc.want)
 
 			sender := join(t, a, "lobby", "ann")
 			peerA := join(t, a, "lobby", "bob")
 			peerB := join(t, b, "lobby", "cid")
-			ctx := tctx(t)
+			ctx := testutil.Ctx(t)
 			owner := slotOwner(t, ctx, ca, "{"+prefix+"}")
 			waitSubscribers(t, ctx, servers, tc.want, "{"+prefix+"}:r:lobby", 2)
 
 			sender.send(t, websocket.MessageText, "hello cluster")
-			equal(t, string(peerA.recv(t).Data), "hello cluster")
-			equal(t, string(peerB.recv(t).Data), "hello cluster")
+			testutil.Equal(t, string(peerA.recv(t).Data), "hello cluster")
+			testutil.Equal(t, string(peerB.recv(t).Data), "hello cluster")
 			sender.quiet(t, 100*time.Millisecond)
 
 			var err error
-			eventually(t, func() bool {
+			testutil.Eventually(t, func() bool {
 				err = b.hub.SendTo(ctx, sender.id, wsroute.MessageText, []byte("direct"))
 				return err == nil
 			}, "SendTo across the cluster: %v", err)
-			equal(t, string(sender.recv(t).Data), "direct")
+			testutil.Equal(t, string(sender.recv(t).Data), "direct")
 
 			var ms []hub.Member
-			eventually(t, func() bool {
+			testutil.Eventually(t, func() bool {
 				ms, err = b.hub.Presence(ctx, "lobby")
 				return err == nil && len(ms) == 3
 			}, "presence: %v %v", ms, err)
@@ -123,15 +125,15 @@ func TestCluster(t *testing.T) {
 				to = servers[1]
 			}
 			moveSlot(t, ctx, "{"+prefix+"}", owner, to)
-			eventually(t, func() bool { return slotOwner(t, ctx, ca, "{"+prefix+"}").port == to.port }, "the client did not learn the move")
+			testutil.Eventually(t, func() bool { return slotOwner(t, ctx, ca, "{"+prefix+"}").port == to.port }, "the client did not learn the move")
 			waitSubscribers(t, ctx, []*redisServer{to}, tc.want, "{"+prefix+"}:r:lobby", 2)
-			eventually(t, func() bool {
+			testutil.Eventually(t, func() bool {
 				err := a.hub.BroadcastText(ctx, "lobby", "after the move", hub.ExceptID(sender.id))
 				return err == nil
 			}, "publishing after the move")
-			equal(t, string(peerB.recv(t).Data), "after the move")
-			equal(t, string(peerA.recv(t).Data), "after the move")
-			check(t, strings.Contains(b.logs.String(), "Redis dropped a subscription"), "B did not notice the slot move:\n%s", b.logs.String())
+			testutil.Equal(t, string(peerB.recv(t).Data), "after the move")
+			testutil.Equal(t, string(peerA.recv(t).Data), "after the move")
+			testutil.Check(t, strings.Contains(b.logs.String(), "Redis dropped a subscription"), "B did not notice the slot move:\n%s", b.logs.String())
 		})
 	}
 }
@@ -139,7 +141,7 @@ func TestCluster(t *testing.T) {
 func slotOwner(t testing.TB, ctx context.Context, c *redis.ClusterClient, key string) *redisServer {
 	t.Helper()
 	m, err := c.MasterForKey(ctx, key)
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	return &redisServer{t: t, port: portOf(t, m.Options().Addr)}
 }
 
@@ -147,7 +149,7 @@ func portOf(t testing.TB, addr string) int {
 	t.Helper()
 	var port int
 	_, err := fmt.Sscanf(addr[strings.LastIndexByte(addr, ':')+1:], "%d", &port)
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	return port
 }
 
@@ -175,7 +177,7 @@ func waitSubscribers(t testing.TB, ctx context.Context, servers []*redisServer, 
 		}
 		return sum
 	}
-	eventually(t, func() bool { return count() == n }, "%s: %d subscribers, want %d", channel, count(), n)
+	testutil.Eventually(t, func() bool { return count() == n }, "%s: %d subscribers, want %d", channel, count(), n)
 }
 
 // moveSlot migrates the slot of key, with its keys, from one master to
@@ -187,16 +189,16 @@ func moveSlot(t testing.TB, ctx context.Context, key string, from, to *redisServ
 	dst := redis.NewClient(&redis.Options{Addr: to.addr()})
 	defer dst.Close()
 	slot, err := src.ClusterKeySlot(ctx, key).Result()
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	srcID, err := src.Do(ctx, "CLUSTER", "MYID").Text()
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	dstID, err := dst.Do(ctx, "CLUSTER", "MYID").Text()
-	noErr(t, err)
-	noErr(t, dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", srcID).Err())
-	noErr(t, src.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", dstID).Err())
+	testutil.NoErr(t, err)
+	testutil.NoErr(t, dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", srcID).Err())
+	testutil.NoErr(t, src.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", dstID).Err())
 	for {
 		keys, err := src.ClusterGetKeysInSlot(ctx, int(slot), 100).Result()
-		noErr(t, err)
+		testutil.NoErr(t, err)
 		if len(keys) == 0 {
 			break
 		}
@@ -208,6 +210,6 @@ func moveSlot(t testing.TB, ctx context.Context, key string, from, to *redisServ
 			t.Fatalf("MIGRATE: %v", err)
 		}
 	}
-	noErr(t, dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err())
-	noErr(t, src.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err())
+	testutil.NoErr(t, dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err())
+	testutil.NoErr(t, src.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err())
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/coder/websocket"
 	"github.com/redis/go-redis/v9"
 
@@ -100,15 +102,15 @@ type member struct {
 // join connects a client to room on n and waits until n holds it.
 func join(t testing.TB, n *node, room, user string) *member {
 	t.Helper()
-	ctx := tctx(t)
+	ctx := testutil.Ctx(t)
 	url := "ws" + strings.TrimPrefix(n.URL, "http") + "/ws/" + room + "?user=" + user
 	c, _, err := websocket.Dial(ctx, url, nil)
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	c.SetReadLimit(-1)
 	_, first, err := c.Read(ctx)
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	id, ok := strings.CutPrefix(string(first), "id:")
-	check(t, ok, "first message %q, want the id", first)
+	testutil.Check(t, ok, "first message %q, want the id", first)
 	m := &member{c: c, id: id, msgs: make(chan wsroute.Message, 4096), done: make(chan struct{})}
 	go func() {
 		defer close(m.done)
@@ -129,7 +131,7 @@ func join(t testing.TB, n *node, room, user string) *member {
 		c.CloseNow()
 		<-m.done
 	})
-	eventually(t, func() bool {
+	testutil.Eventually(t, func() bool {
 		return slices.ContainsFunc(n.hub.Members(room), func(c *wsroute.Conn) bool { return c.ID() == id })
 	}, "member %s did not join %q on %s", id, room, n.name)
 	return m
@@ -137,7 +139,7 @@ func join(t testing.TB, n *node, room, user string) *member {
 
 func (m *member) send(t testing.TB, typ websocket.MessageType, data string) {
 	t.Helper()
-	noErr(t, m.c.Write(tctx(t), typ, []byte(data)))
+	testutil.NoErr(t, m.c.Write(testutil.Ctx(t), typ, []byte(data)))
 }
 
 // recv returns the next message, failing after five seconds.
@@ -165,8 +167,8 @@ func (m *member) quiet(t testing.TB, d time.Duration) {
 // subscribed waits until n nodes subscribe to room's channel.
 func subscribed(t testing.TB, c redis.UniversalClient, prefix, room string, n int64) {
 	t.Helper()
-	ctx := tctx(t)
-	eventually(t, func() bool { return numSub(ctx, c, prefix, "r", room) == n },
+	ctx := testutil.Ctx(t)
+	testutil.Eventually(t, func() bool { return numSub(ctx, c, prefix, "r", room) == n },
 		"room %q: %d subscribers, want %d", room, numSub(ctx, c, prefix, "r", room), n)
 }
 
@@ -194,11 +196,11 @@ func TestBroadcastAcrossNodesExceptSender(t *testing.T) {
 	sender.send(t, websocket.MessageBinary, string(binary))
 	for _, m := range []*member{peerA, peerB1, peerB2} {
 		got := m.recv(t)
-		equal(t, got.Type, wsroute.MessageText)
-		equal(t, string(got.Data), "hello")
+		testutil.Equal(t, got.Type, wsroute.MessageText)
+		testutil.Equal(t, string(got.Data), "hello")
 		got = m.recv(t)
-		equal(t, got.Type, wsroute.MessageBinary)
-		check(t, bytes.Equal(got.Data, binary), "binary message changed in transit: %x", got.Data)
+		testutil.Equal(t, got.Type, wsroute.MessageBinary)
+		testutil.Check(t, bytes.Equal(got.Data, binary), "binary message changed in transit: %x", got.Data)
 	}
 	sender.quiet(t, 200*time.Millisecond)
 	elsewhere.quiet(t, 0)
@@ -206,15 +208,15 @@ func TestBroadcastAcrossNodesExceptSender(t *testing.T) {
 	// A member of B answers: A's members get it, B's other member too.
 	peerB1.send(t, websocket.MessageText, "hi from B")
 	for _, m := range []*member{sender, peerA, peerB2} {
-		equal(t, string(m.recv(t).Data), "hi from B")
+		testutil.Equal(t, string(m.recv(t).Data), "hi from B")
 	}
 	peerB1.quiet(t, 200*time.Millisecond)
 
 	// Each node got the other's messages once, and never its own back.
-	equal(t, a.broker.Stats().Received, uint64(1))
-	equal(t, b.broker.Stats().Received, uint64(2))
-	equal(t, a.broker.Stats().Published, uint64(2))
-	equal(t, b.broker.Stats().Published, uint64(1))
+	testutil.Equal(t, a.broker.Stats().Received, uint64(1))
+	testutil.Equal(t, b.broker.Stats().Received, uint64(2))
+	testutil.Equal(t, a.broker.Stats().Published, uint64(2))
+	testutil.Equal(t, b.broker.Stats().Published, uint64(1))
 }
 
 func TestUnsubscribeWhenLastLocalMemberLeaves(t *testing.T) {
@@ -227,20 +229,20 @@ func TestUnsubscribeWhenLastLocalMemberLeaves(t *testing.T) {
 	m1 := join(t, b, "room", "bob")
 	m2 := join(t, b, "room", "cid")
 	subscribed(t, rc, prefix, "room", 2)
-	equal(t, b.broker.Stats().Rooms, 1)
+	testutil.Equal(t, b.broker.Stats().Rooms, 1)
 
 	m1.c.Close(websocket.StatusNormalClosure, "")
-	eventually(t, func() bool { return b.hub.Count("room") == 1 }, "m1 did not leave")
+	testutil.Eventually(t, func() bool { return b.hub.Count("room") == 1 }, "m1 did not leave")
 	subscribed(t, rc, prefix, "room", 2) // m2 is still there
 	m2.c.Close(websocket.StatusNormalClosure, "")
 	subscribed(t, rc, prefix, "room", 1)
-	equal(t, b.broker.Stats().Rooms, 0)
+	testutil.Equal(t, b.broker.Stats().Rooms, 0)
 
 	// Joining again subscribes again.
 	m3 := join(t, b, "room", "dee")
 	subscribed(t, rc, prefix, "room", 2)
 	sender.send(t, websocket.MessageText, "back")
-	equal(t, string(m3.recv(t).Data), "back")
+	testutil.Equal(t, string(m3.recv(t).Data), "back")
 }
 
 func TestSendToConnectionOnOtherNode(t *testing.T) {
@@ -251,37 +253,37 @@ func TestSendToConnectionOnOtherNode(t *testing.T) {
 	b := newNode(t, rc, prefix, "B", nil)
 	onA := join(t, a, "r1", "ann")
 	onB := join(t, b, "r2", "bob")
-	ctx := tctx(t)
+	ctx := testutil.Ctx(t)
 
 	// The route to onB is written by B's presence goroutine, right
 	// after the join; wait for it rather than race it.
 	var err error
-	eventually(t, func() bool {
+	testutil.Eventually(t, func() bool {
 		err = a.hub.SendTo(ctx, onB.id, wsroute.MessageText, []byte("psst"))
 		return err == nil
 	}, "SendTo a member of B: %v", err)
 	got := onB.recv(t)
-	equal(t, string(got.Data), "psst")
+	testutil.Equal(t, string(got.Data), "psst")
 	// onA's route is written by A's presence goroutine just as
 	// asynchronously: it usually is by now, but wait for it too.
-	eventually(t, func() bool {
+	testutil.Eventually(t, func() bool {
 		err = b.hub.SendTo(ctx, onA.id, wsroute.MessageBinary, []byte{0, 1, 2})
 		return err == nil
 	}, "SendTo a member of A: %v", err)
 	got = onA.recv(t)
-	equal(t, got.Type, wsroute.MessageBinary)
-	check(t, bytes.Equal(got.Data, []byte{0, 1, 2}), "got %x", got.Data)
+	testutil.Equal(t, got.Type, wsroute.MessageBinary)
+	testutil.Check(t, bytes.Equal(got.Data, []byte{0, 1, 2}), "got %x", got.Data)
 
 	before := a.broker.Stats().NoSuchConn
 	err = a.hub.SendTo(ctx, "no-such-connection", wsroute.MessageText, []byte("?"))
-	check(t, errors.Is(err, hub.ErrNoSuchConn), "SendTo an unknown ID: %v, want hub.ErrNoSuchConn", err)
-	check(t, errors.Is(err, redisbroker.ErrNoSuchConn), "SendTo an unknown ID: %v, want redisbroker.ErrNoSuchConn", err)
-	equal(t, a.broker.Stats().NoSuchConn, before+1)
-	equal(t, a.broker.Stats().PublishErrors, uint64(0))
+	testutil.Check(t, errors.Is(err, hub.ErrNoSuchConn), "SendTo an unknown ID: %v, want hub.ErrNoSuchConn", err)
+	testutil.Check(t, errors.Is(err, redisbroker.ErrNoSuchConn), "SendTo an unknown ID: %v, want redisbroker.ErrNoSuchConn", err)
+	testutil.Equal(t, a.broker.Stats().NoSuchConn, before+1)
+	testutil.Equal(t, a.broker.Stats().PublishErrors, uint64(0))
 
 	// Once onB is gone, its route is gone too.
 	onB.c.Close(websocket.StatusNormalClosure, "")
-	eventually(t, func() bool {
+	testutil.Eventually(t, func() bool {
 		err = a.hub.SendTo(ctx, onB.id, wsroute.MessageText, []byte("late"))
 		return errors.Is(err, hub.ErrNoSuchConn)
 	}, "SendTo a member that left: %v", err)
@@ -297,14 +299,14 @@ func TestPresenceAcrossNodes(t *testing.T) {
 	bob := join(t, b, "lobby", "bob")
 	cid := join(t, b, "lobby", "cid")
 	join(t, b, "kitchen", "dee")
-	ctx := tctx(t)
+	ctx := testutil.Ctx(t)
 
 	type who struct{ node, id, user string }
 	want := []who{{"A", ann.id, "ann"}, {"B", bob.id, "bob"}, {"B", cid.id, "cid"}}
 	slices.SortFunc(want, func(x, y who) int { return strings.Compare(x.node+x.id, y.node+y.id) })
 	presence := func(n *node) []who {
 		ms, err := n.hub.Presence(ctx, "lobby")
-		noErr(t, err)
+		testutil.NoErr(t, err)
 		var out []who
 		for _, m := range ms {
 			out = append(out, who{m.Node, m.ConnID, m.Meta["user"]})
@@ -313,14 +315,14 @@ func TestPresenceAcrossNodes(t *testing.T) {
 	}
 	for _, n := range []*node{a, b} {
 		var got []who
-		eventually(t, func() bool { got = presence(n); return slices.Equal(got, want) },
+		testutil.Eventually(t, func() bool { got = presence(n); return slices.Equal(got, want) },
 			"presence from %s: %v, want %v", n.name, got, want)
 	}
 
 	bob.c.Close(websocket.StatusNormalClosure, "")
 	want = slices.DeleteFunc(want, func(w who) bool { return w.id == bob.id })
 	var got []who
-	eventually(t, func() bool { got = presence(a); return slices.Equal(got, want) },
+	testutil.Eventually(t, func() bool { got = presence(a); return slices.Equal(got, want) },
 		"presence after bob left: %v, want %v", got, want)
 }
 
@@ -343,22 +345,22 @@ func TestKilledNodeExpiresFromPresence(t *testing.T) {
 
 	join(t, a, "lobby", "ann")
 	ghost := join(t, doomed, "lobby", "ghost")
-	ctx := tctx(t)
+	ctx := testutil.Ctx(t)
 	count := func() int {
 		ms, err := a.hub.Presence(ctx, "lobby")
-		noErr(t, err)
+		testutil.NoErr(t, err)
 		return len(ms)
 	}
-	eventually(t, func() bool { return count() == 2 }, "presence from A: %d members, want 2", count())
+	testutil.Eventually(t, func() bool { return count() == 2 }, "presence from A: %d members, want 2", count())
 	time.Sleep(3 * 200 * time.Millisecond) // a few heartbeats: still there
-	equal(t, count(), 2)
+	testutil.Equal(t, count(), 2)
 
 	px.cut()
 	cutAt := time.Now()
-	eventually(t, func() bool { return count() == 1 }, "the cut-off node's member is still listed %v later", time.Since(cutAt))
+	testutil.Eventually(t, func() bool { return count() == 1 }, "the cut-off node's member is still listed %v later", time.Since(cutAt))
 	gone := time.Since(cutAt)
 	t.Logf("members of a node cut off from Redis left presence %v later (PresenceTTL %v)", gone.Round(time.Millisecond), ttl)
-	check(t, gone <= ttl+500*time.Millisecond, "expired after %v, want at most PresenceTTL %v", gone, ttl)
+	testutil.Check(t, gone <= ttl+500*time.Millisecond, "expired after %v, want at most PresenceTTL %v", gone, ttl)
 	err := a.hub.SendTo(ctx, ghost.id, wsroute.MessageText, []byte("?"))
-	check(t, errors.Is(err, hub.ErrNoSuchConn), "SendTo the expired member: %v", err)
+	testutil.Check(t, errors.Is(err, hub.ErrNoSuchConn), "SendTo the expired member: %v", err)
 }

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 )
@@ -40,45 +42,7 @@ func TestMain(m *testing.M) {
 
 // Tiny assertion helpers: tests read as plain Go.
 
-func check(t testing.TB, ok bool, format string, args ...any) {
-	t.Helper()
-	if !ok {
-		t.Fatalf(format, args...)
-	}
-}
-
-func noErr(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatalf("unexpected error: %v", err)
-	}
-}
-
-func equal[T comparable](t testing.TB, got, want T) {
-	t.Helper()
-	if got != want {
-		t.Fatalf("got %v, want %v", got, want)
-	}
-}
-
 // eventually polls cond until it holds or ten seconds pass.
-func eventually(t testing.TB, cond func() bool, format string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf(format, args...)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func tctx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // Real Redis. Tests use NEXIO_REDIS_URL (default below); when it does
 // not answer they skip, unless NEXIO_REQUIRE_REDIS=1 (CI), where they
 // fail.
@@ -207,7 +171,7 @@ func testLogger(t testing.TB) (*slog.Logger, *logBuffer) {
 func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
@@ -260,7 +224,7 @@ func (s *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port)
 func (s *redisServer) start() {
 	s.t.Helper()
 	s.cmd = exec.Command(s.bin, s.args...)
-	noErr(s.t, s.cmd.Start())
+	testutil.NoErr(s.t, s.cmd.Start())
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", s.addr(), 100*time.Millisecond)
@@ -300,7 +264,7 @@ type proxy struct {
 func newProxy(t testing.TB, target string) *proxy {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	p := &proxy{l: l, target: target, conns: make(map[net.Conn]struct{})}
 	p.wg.Add(1)
 	go p.accept()

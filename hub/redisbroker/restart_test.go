@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/nexio-go/nexio/hub"
@@ -37,7 +39,7 @@ func TestRedisRestartMidStream(t *testing.T) {
 	local := join(t, a, "stream", "local")
 	remote := []*member{join(t, b, "stream", "r1"), join(t, b, "stream", "r2"), join(t, b, "stream", "r3")}
 	subscribed(t, ca, prefix, "stream", 2)
-	ctx := tctx(t)
+	ctx := testutil.Ctx(t)
 
 	type result struct {
 		at   time.Time
@@ -82,7 +84,7 @@ func TestRedisRestartMidStream(t *testing.T) {
 	time.Sleep(time.Second)
 	srv.start()
 	restartedAt := time.Now()
-	eventually(t, func() bool {
+	testutil.Eventually(t, func() bool {
 		return a.broker.Stats().Reconnects >= 1 && b.broker.Stats().Reconnects >= 1 && firstOKAfter(restartedAt)
 	}, "no recovery after the restart: A %+v, B %+v", a.broker.Stats(), b.broker.Stats())
 	recoveredAt := time.Now()
@@ -103,22 +105,22 @@ func TestRedisRestartMidStream(t *testing.T) {
 		}
 		nFailed++
 		failed = max(failed, r.took)
-		check(t, errors.Is(r.err, hub.ErrPublish), "broadcast %d: %v, want hub.ErrPublish", i, r.err)
-		check(t, errors.Is(r.err, redisbroker.ErrUnavailable) || errors.Is(r.err, redisbroker.ErrTimeout),
+		testutil.Check(t, errors.Is(r.err, hub.ErrPublish), "broadcast %d: %v, want hub.ErrPublish", i, r.err)
+		testutil.Check(t, errors.Is(r.err, redisbroker.ErrUnavailable) || errors.Is(r.err, redisbroker.ErrTimeout),
 			"broadcast %d: %v, want ErrUnavailable or ErrTimeout", i, r.err)
-		check(t, r.at.After(killedAt.Add(-50*time.Millisecond)) && r.at.Before(recoveredAt),
+		testutil.Check(t, r.at.After(killedAt.Add(-50*time.Millisecond)) && r.at.Before(recoveredAt),
 			"broadcast %d failed outside the outage: %v", i, r.err)
 	}
 	t.Logf("%d broadcasts, %d failed; slowest call %v, slowest failure %v", len(results), nFailed, slowest, failed)
-	check(t, nFailed > 0, "no broadcast failed while Redis was down")
+	testutil.Check(t, nFailed > 0, "no broadcast failed while Redis was down")
 	// Slack for loaded CI machines; unbounded, a broadcast would wait for
 	// go-redis' dial retries, seconds.
-	check(t, slowest <= timeout+time.Second, "a broadcast took %v, Options.Timeout is %v", slowest, timeout)
-	equal(t, a.broker.Stats().PublishErrors, uint64(nFailed))
+	testutil.Check(t, slowest <= timeout+time.Second, "a broadcast took %v, Options.Timeout is %v", slowest, timeout)
+	testutil.Equal(t, a.broker.Stats().PublishErrors, uint64(nFailed))
 
 	// Local delivery never stopped: A's member got every message, in order.
 	for i := range results {
-		equal(t, string(local.recv(t).Data), strconv.Itoa(i))
+		testutil.Equal(t, string(local.recv(t).Data), strconv.Itoa(i))
 	}
 	// B's members got the messages reported as published, in order. The
 	// exception is pub/sub's own: Redis answers PUBLISH before it writes
@@ -135,12 +137,12 @@ func TestRedisRestartMidStream(t *testing.T) {
 			select {
 			case msg := <-m.msgs:
 				n, err := strconv.Atoi(string(msg.Data))
-				noErr(t, err)
-				check(t, n > last, "member %s: message %d after %d", m.id, n, last)
+				testutil.NoErr(t, err)
+				testutil.Check(t, n > last, "member %s: message %d after %d", m.id, n, last)
 				last = n
 				arrived[n] = true
 				r := results[n]
-				check(t, r.err == nil || errors.Is(r.err, redisbroker.ErrTimeout),
+				testutil.Check(t, r.err == nil || errors.Is(r.err, redisbroker.ErrTimeout),
 					"member %s: message %d arrived, but its broadcast reported %v", m.id, n, r.err)
 			case <-time.After(500 * time.Millisecond):
 				quiet = true
@@ -151,7 +153,7 @@ func TestRedisRestartMidStream(t *testing.T) {
 			if r.err != nil || arrived[i] {
 				continue
 			}
-			check(t, inFlight(r), "member %s: message %d was reported as published and never arrived", m.id, i)
+			testutil.Check(t, inFlight(r), "member %s: message %d was reported as published and never arrived", m.id, i)
 			lost = append(lost, i)
 			unreported[i] = true
 		}
@@ -161,31 +163,31 @@ func TestRedisRestartMidStream(t *testing.T) {
 	}
 	// Those are counted where they were lost: B's members share B's
 	// subscription, so B counts each once.
-	check(t, b.broker.Stats().Missed >= uint64(len(unreported)),
+	testutil.Check(t, b.broker.Stats().Missed >= uint64(len(unreported)),
 		"B lost %d messages reported as published, but counted %d missed", len(unreported), b.broker.Stats().Missed)
 
 	// One warning per outage, and one line when it is over: not one per
 	// message, nor one per path.
 	for _, n := range []*node{a, b} {
 		logs := n.logs.String()
-		check(t, strings.Count(logs, "Redis unreachable") == 1 && strings.Count(logs, "Redis reachable again") == 1,
+		testutil.Check(t, strings.Count(logs, "Redis unreachable") == 1 && strings.Count(logs, "Redis reachable again") == 1,
 			"node %s logged the outage %d times and its end %d times:\n%s", n.name,
 			strings.Count(logs, "Redis unreachable"), strings.Count(logs, "Redis reachable again"), logs)
-		equal(t, n.broker.Stats().Outages, uint64(1))
+		testutil.Equal(t, n.broker.Stats().Outages, uint64(1))
 	}
 
 	// Redis restarted empty; presence and routes are written again.
 	var ms []hub.Member
-	eventually(t, func() bool {
+	testutil.Eventually(t, func() bool {
 		var err error
 		ms, err = a.hub.Presence(ctx, "stream")
 		return err == nil && len(ms) == 4
 	}, "presence after the restart: %v", ms)
 	var err error
-	eventually(t, func() bool {
+	testutil.Eventually(t, func() bool {
 		err = a.hub.SendTo(ctx, remote[0].id, wsroute.MessageText, []byte("direct"))
 		return err == nil
 	}, "SendTo after the restart: %v", err)
-	equal(t, string(remote[0].recv(t).Data), "direct")
-	check(t, b.broker.Stats().Subscribed, "B is not subscribed: %+v", b.broker.Stats())
+	testutil.Equal(t, string(remote[0].recv(t).Data), "direct")
+	testutil.Check(t, b.broker.Stats().Subscribed, "B is not subscribed: %+v", b.broker.Stats())
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/nexio-go/nexio/hub"
@@ -24,15 +26,15 @@ func TestSequenceNumbersOnTheWire(t *testing.T) {
 	prefix := testPrefix(t, rc)
 	logger, logs := testLogger(t)
 	b, in, err := openBroker(t, rc, "B", &redisbroker.Options{Prefix: prefix, Logger: logger})
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	b.Subscribe("room")
 	subscribed(t, rc, prefix, "room", 1)
-	ctx := tctx(t)
+	ctx := testutil.Ctx(t)
 	channel := "{" + prefix + "}:r:room"
 	msg := func(data string) hub.Envelope {
 		return hub.Envelope{Origin: "A", Room: "room", Type: wsroute.MessageText, Data: []byte(data)}
 	}
-	publish := func(p []byte) { noErr(t, rc.Publish(ctx, channel, p).Err()) }
+	publish := func(p []byte) { testutil.NoErr(t, rc.Publish(ctx, channel, p).Err()) }
 
 	const s1, s2 = 0xfeedface, 0xc0ffee
 	publish(redisbroker.EncodeForTest(msg("1"), s1, 1))
@@ -43,17 +45,17 @@ func TestSequenceNumbersOnTheWire(t *testing.T) {
 	publish(redisbroker.EncodeV1ForTest(msg("v1")))
 	publish(redisbroker.EncodeV1ForTest(msg("v1")))          // unnumbered: not checked
 	publish(redisbroker.EncodeForTest(msg("other"), s2, 40)) // A restarted: a new stream
-	eventually(t, func() bool { return in.len() == 6 }, "delivered %d of 6", in.len())
+	testutil.Eventually(t, func() bool { return in.len() == 6 }, "delivered %d of 6", in.len())
 	var got []string
 	for _, e := range in.all() {
 		got = append(got, string(e.Data))
 	}
-	equal(t, strings.Join(got, " "), "1 2 5 v1 v1 other")
+	testutil.Equal(t, strings.Join(got, " "), "1 2 5 v1 v1 other")
 	st := b.Stats()
-	equal(t, st.Duplicates, uint64(2))
-	equal(t, st.Missed, uint64(2))
-	equal(t, st.Received, uint64(6))
-	check(t, strings.Count(logs.String(), "never arrived") == 1, "want one warning about the lost messages:\n%s", logs)
+	testutil.Equal(t, st.Duplicates, uint64(2))
+	testutil.Equal(t, st.Missed, uint64(2))
+	testutil.Equal(t, st.Received, uint64(6))
+	testutil.Check(t, strings.Count(logs.String(), "never arrived") == 1, "want one warning about the lost messages:\n%s", logs)
 
 	// Left the room: what is published meanwhile was not for this node.
 	b.Unsubscribe("room")
@@ -63,9 +65,9 @@ func TestSequenceNumbersOnTheWire(t *testing.T) {
 	subscribed(t, rc, prefix, "room", 1)
 	publish(redisbroker.EncodeForTest(msg("9"), s1, 9))
 	publish(redisbroker.EncodeForTest(msg("10"), s1, 10))
-	eventually(t, func() bool { return in.len() == 8 }, "delivered %d of 8", in.len())
-	equal(t, b.Stats().Missed, uint64(2))
-	equal(t, string(in.all()[7].Data), "10")
+	testutil.Eventually(t, func() bool { return in.len() == 8 }, "delivered %d of 8", in.len())
+	testutil.Equal(t, b.Stats().Missed, uint64(2))
+	testutil.Equal(t, string(in.all()[7].Data), "10")
 }
 
 // A node whose own subscription connection breaks while Redis stays up
@@ -85,45 +87,45 @@ func TestSubscriptionLossIsCounted(t *testing.T) {
 	logger, _ := testLogger(t)
 	opts := &redisbroker.Options{Prefix: prefix, Logger: logger}
 	a, _, err := openBroker(t, ca, "A", opts)
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	b, in, err := openBroker(t, cb, "B", opts)
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	b.Subscribe("room")
 	subscribed(t, ca, prefix, "room", 1)
-	ctx := tctx(t)
+	ctx := testutil.Ctx(t)
 	n := 0
 	send := func() {
 		n++
-		noErr(t, a.Publish(ctx, hub.Envelope{Room: "room", Type: wsroute.MessageText, Data: []byte(strconv.Itoa(n))}))
+		testutil.NoErr(t, a.Publish(ctx, hub.Envelope{Room: "room", Type: wsroute.MessageText, Data: []byte(strconv.Itoa(n))}))
 	}
 	for range 10 {
 		send()
 	}
-	eventually(t, func() bool { return in.len() == n }, "B got %d of %d", in.len(), n)
+	testutil.Eventually(t, func() bool { return in.len() == n }, "B got %d of %d", in.len(), n)
 
 	// Cut B's subscription alone; A goes on publishing, and succeeds.
 	list, err := ca.Do(ctx, "CLIENT", "LIST", "TYPE", "pubsub").Text()
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	var id string
 	for _, line := range strings.Split(list, "\n") {
 		if strings.Contains(line, " name=node-b ") {
 			id, _, _ = strings.Cut(strings.TrimPrefix(line, "id="), " ")
 		}
 	}
-	check(t, id != "", "no subscription connection of B in:\n%s", list)
-	noErr(t, ca.Do(ctx, "CLIENT", "KILL", "ID", id).Err())
+	testutil.Check(t, id != "", "no subscription connection of B in:\n%s", list)
+	testutil.NoErr(t, ca.Do(ctx, "CLIENT", "KILL", "ID", id).Err())
 	// CLIENT KILL has closed the connection when it answers: what is
 	// published from now until B has resubscribed cannot reach B.
 	deadline := time.Now().Add(10 * time.Second)
 	for b.Stats().Reconnects == 0 || n < 20 {
-		check(t, time.Now().Before(deadline), "B did not resubscribe: %+v", b.Stats())
+		testutil.Check(t, time.Now().Before(deadline), "B did not resubscribe: %+v", b.Stats())
 		send()
 	}
 	subscribed(t, ca, prefix, "room", 1)
 	for range 10 {
 		send()
 	}
-	eventually(t, func() bool {
+	testutil.Eventually(t, func() bool {
 		st := b.Stats()
 		return st.Received+st.Missed == uint64(n)
 	}, "B received %d and counted %d missed of %d", b.Stats().Received, b.Stats().Missed, n)
@@ -131,14 +133,14 @@ func TestSubscriptionLossIsCounted(t *testing.T) {
 	// How many were missed depends on how fast B resubscribed (sometimes
 	// none): the invariant above is what must hold.
 	t.Logf("B received %d and missed %d of %d", st.Received, st.Missed, n)
-	equal(t, st.Duplicates, uint64(0))
-	equal(t, a.Stats().PublishErrors, uint64(0))
+	testutil.Equal(t, st.Duplicates, uint64(0))
+	testutil.Equal(t, a.Stats().PublishErrors, uint64(0))
 	// What arrived, arrived in order.
 	last := 0
 	for _, e := range in.all() {
 		k, err := strconv.Atoi(string(e.Data))
-		noErr(t, err)
-		check(t, k > last, "message %d after %d", k, last)
+		testutil.NoErr(t, err)
+		testutil.Check(t, k > last, "message %d after %d", k, last)
 		last = k
 	}
 	t.Logf("%d published; B received %d, counted %d missed", n, st.Received, st.Missed)

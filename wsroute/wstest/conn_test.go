@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/nexio-go/nexio/wsroute"
 	"github.com/nexio-go/nexio/wsroute/wstest"
 )
@@ -16,43 +18,43 @@ func TestSendAndExpect(t *testing.T) {
 	t.Parallel()
 	srv := wstest.NewServer(wsroute.Handle(echo))
 	t.Cleanup(srv.Close)
-	c, err := srv.Dial(tctx(t), "/", nil)
-	noErr(t, err)
+	c, err := srv.Dial(testutil.Ctx(t), "/", nil)
+	testutil.NoErr(t, err)
 	for _, m := range []string{"hello", "", "héllo", strings.Repeat("x", 60000)} {
-		noErr(t, c.SendText(m))
-		noErr(t, c.ExpectText("Echo: "+m))
+		testutil.NoErr(t, c.SendText(m))
+		testutil.NoErr(t, c.ExpectText("Echo: "+m))
 	}
-	noErr(t, c.Close(wsroute.StatusNormalClosure, "bye"))
+	testutil.NoErr(t, c.Close(wsroute.StatusNormalClosure, "bye"))
 }
 
 func TestExpectationFailures(t *testing.T) {
 	t.Parallel()
 	srv := wstest.NewServer(wsroute.Handle(echo))
 	t.Cleanup(srv.Close)
-	c, err := srv.Dial(tctx(t), "/", nil)
-	noErr(t, err)
+	c, err := srv.Dial(testutil.Ctx(t), "/", nil)
+	testutil.NoErr(t, err)
 	c.Timeout = 100 * time.Millisecond
 
 	// A timeout leaves the connection open.
 	_, err = c.Receive()
-	equal(t, errors.Is(err, wstest.ErrTimeout), true)
-	noErr(t, c.ExpectNoMessage(50*time.Millisecond))
-	noErr(t, c.SendText("a"))
-	noErr(t, c.ExpectText("Echo: a"))
+	testutil.Equal(t, errors.Is(err, wstest.ErrTimeout), true)
+	testutil.NoErr(t, c.ExpectNoMessage(50*time.Millisecond))
+	testutil.NoErr(t, c.SendText("a"))
+	testutil.NoErr(t, c.ExpectText("Echo: a"))
 
 	// A mismatch names what came.
-	noErr(t, c.SendText("b"))
+	testutil.NoErr(t, c.SendText("b"))
 	err = c.ExpectText("Echo: c")
-	equal(t, errors.Is(err, wstest.ErrUnexpected), true)
-	equal(t, strings.Contains(err.Error(), `"Echo: b"`), true)
+	testutil.Equal(t, errors.Is(err, wstest.ErrUnexpected), true)
+	testutil.Equal(t, strings.Contains(err.Error(), `"Echo: b"`), true)
 
 	// A message where none was expected, or where a close was.
-	noErr(t, c.SendText("d"))
+	testutil.NoErr(t, c.SendText("d"))
 	err = c.ExpectNoMessage(time.Second)
-	equal(t, errors.Is(err, wstest.ErrUnexpected), true)
-	noErr(t, c.SendText("e"))
+	testutil.Equal(t, errors.Is(err, wstest.ErrUnexpected), true)
+	testutil.NoErr(t, c.SendText("e"))
 	_, _, err = c.ReadClose()
-	equal(t, errors.Is(err, wstest.ErrUnexpected), true)
+	testutil.Equal(t, errors.Is(err, wstest.ErrUnexpected), true)
 }
 
 func TestBinaryAndJSON(t *testing.T) {
@@ -72,29 +74,29 @@ func TestBinaryAndJSON(t *testing.T) {
 		}
 	}))
 	t.Cleanup(srv.Close)
-	c, err := srv.Dial(tctx(t), "/", nil)
-	noErr(t, err)
+	c, err := srv.Dial(testutil.Ctx(t), "/", nil)
+	testutil.NoErr(t, err)
 
-	noErr(t, c.SendBytes([]byte{0, 1, 2}))
-	noErr(t, c.ExpectBytes([]byte{0, 1, 2}))
+	testutil.NoErr(t, c.SendBytes([]byte{0, 1, 2}))
+	testutil.NoErr(t, c.ExpectBytes([]byte{0, 1, 2}))
 
-	noErr(t, c.SendBytes([]byte{3}))
+	testutil.NoErr(t, c.SendBytes([]byte{3}))
 	_, err = c.ReceiveText()
-	equal(t, errors.Is(err, wstest.ErrUnexpected), true)
+	testutil.Equal(t, errors.Is(err, wstest.ErrUnexpected), true)
 
-	noErr(t, c.SendText("x"))
+	testutil.NoErr(t, c.SendText("x"))
 	err = c.ExpectBytes([]byte("x"))
-	equal(t, errors.Is(err, wstest.ErrUnexpected), true)
+	testutil.Equal(t, errors.Is(err, wstest.ErrUnexpected), true)
 
 	type point struct{ X, Y int }
-	noErr(t, c.SendJSON(point{1, 2}))
+	testutil.NoErr(t, c.SendJSON(point{1, 2}))
 	var p point
-	noErr(t, c.ReceiveJSON(&p))
-	equal(t, p, point{1, 2})
+	testutil.NoErr(t, c.ReceiveJSON(&p))
+	testutil.Equal(t, p, point{1, 2})
 
-	noErr(t, c.SendText("not json"))
+	testutil.NoErr(t, c.SendText("not json"))
 	err = c.ReceiveJSON(&p)
-	equal(t, errors.Is(err, wstest.ErrUnexpected), true)
+	testutil.Equal(t, errors.Is(err, wstest.ErrUnexpected), true)
 }
 
 func TestCloseCodes(t *testing.T) {
@@ -148,17 +150,17 @@ func TestCloseCodes(t *testing.T) {
 			t.Parallel()
 			srv := wstest.NewServer((&wsroute.Options{Logger: discard}).Handle(tc.fn))
 			t.Cleanup(srv.Close)
-			c, err := srv.Dial(tctx(t), "/", nil)
-			noErr(t, err)
+			c, err := srv.Dial(testutil.Ctx(t), "/", nil)
+			testutil.NoErr(t, err)
 			code, reason, err := c.ReadClose()
-			noErr(t, err)
-			equal(t, code, tc.wantCode)
-			equal(t, reason, tc.wantReason)
+			testutil.NoErr(t, err)
+			testutil.Equal(t, code, tc.wantCode)
+			testutil.Equal(t, reason, tc.wantReason)
 
 			// After the close, Receive reports it with the code.
 			_, err = c.Receive()
-			equal(t, errors.Is(err, wstest.ErrClosed), true)
-			equal(t, wsroute.CloseStatus(err), tc.wantCode)
+			testutil.Equal(t, errors.Is(err, wstest.ErrClosed), true)
+			testutil.Equal(t, wsroute.CloseStatus(err), tc.wantCode)
 		})
 	}
 }
@@ -169,11 +171,11 @@ func TestExpectCloseNamesWhatCame(t *testing.T) {
 		return c.Close(4003, "Rate limit exceeded")
 	}))
 	t.Cleanup(srv.Close)
-	c, err := srv.Dial(tctx(t), "/", nil)
-	noErr(t, err)
+	c, err := srv.Dial(testutil.Ctx(t), "/", nil)
+	testutil.NoErr(t, err)
 	err = c.ExpectClose(4001)
-	equal(t, errors.Is(err, wstest.ErrUnexpected), true)
-	equal(t, strings.Contains(err.Error(), `4003 "Rate limit exceeded"`), true)
+	testutil.Equal(t, errors.Is(err, wstest.ErrUnexpected), true)
+	testutil.Equal(t, strings.Contains(err.Error(), `4003 "Rate limit exceeded"`), true)
 }
 
 func TestVanishedServerIs1006(t *testing.T) {
@@ -190,9 +192,9 @@ func TestVanishedServerIs1006(t *testing.T) {
 		conn.Close()
 	}))
 	t.Cleanup(srv.Close)
-	c, err := srv.Dial(tctx(t), "/", nil)
-	noErr(t, err)
-	noErr(t, c.ExpectClose(wsroute.StatusAbnormalClosure))
+	c, err := srv.Dial(testutil.Ctx(t), "/", nil)
+	testutil.NoErr(t, err)
+	testutil.NoErr(t, c.ExpectClose(wsroute.StatusAbnormalClosure))
 }
 
 func TestClientClose(t *testing.T) {
@@ -207,15 +209,15 @@ func TestClientClose(t *testing.T) {
 		return err
 	}))
 	t.Cleanup(srv.Close)
-	c, err := srv.Dial(tctx(t), "/", nil)
-	noErr(t, err)
+	c, err := srv.Dial(testutil.Ctx(t), "/", nil)
+	testutil.NoErr(t, err)
 	err = c.Close(wsroute.StatusNoStatusRcvd, "")
-	equal(t, errors.Is(err, wsroute.ErrInvalidCloseCode), true)
-	noErr(t, c.Close(4100, "done"))
+	testutil.Equal(t, errors.Is(err, wsroute.ErrInvalidCloseCode), true)
+	testutil.NoErr(t, c.Close(4100, "done"))
 	err = <-got
-	equal(t, errors.Is(err, wsroute.ErrClosed), true)
-	equal(t, wsroute.CloseStatus(err), 4100)
+	testutil.Equal(t, errors.Is(err, wsroute.ErrClosed), true)
+	testutil.Equal(t, wsroute.CloseStatus(err), 4100)
 	// Closing twice is harmless.
-	noErr(t, c.Close(wsroute.StatusNormalClosure, ""))
+	testutil.NoErr(t, c.Close(wsroute.StatusNormalClosure, ""))
 	c.CloseNow()
 }

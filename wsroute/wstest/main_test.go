@@ -3,7 +3,6 @@ package wstest_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
@@ -15,26 +14,6 @@ func TestMain(m *testing.M) {
 }
 
 // Tiny assertion helpers: tests read as plain Go.
-
-func noErr(t testing.TB, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatalf("unexpected error: %v", err)
-	}
-}
-
-func equal[T comparable](t testing.TB, got, want T) {
-	t.Helper()
-	if got != want {
-		t.Fatalf("got %v, want %v", got, want)
-	}
-}
-
-func tctx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 // echo is the Nexio echo example.
 func echo(ctx context.Context, c *wsroute.Conn) error {

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/nexio-go/nexio/internal/testutil"
+
 	"github.com/nexio-go/nexio/wsroute"
 	"github.com/nexio-go/nexio/wsroute/wstest"
 )
@@ -60,30 +62,30 @@ func TestRefusalsLookAsOnARealServer(t *testing.T) {
 	for _, tc := range testCases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			c, err := srv.Dial(tctx(t), tc.path, tc.opts)
+			c, err := srv.Dial(testutil.Ctx(t), tc.path, tc.opts)
 			if err == nil {
 				c.CloseNow()
 				t.Fatal("Dial succeeded, want a refusal")
 			}
-			equal(t, wstest.RefusedStatus(err), tc.wantStatus)
+			testutil.Equal(t, wstest.RefusedStatus(err), tc.wantStatus)
 			var re *wstest.RefusedError
 			if !errors.As(err, &re) {
 				t.Fatalf("error %v is not a *RefusedError", err)
 			}
-			equal(t, strings.Contains(re.Body, tc.wantBody), true)
+			testutil.Equal(t, strings.Contains(re.Body, tc.wantBody), true)
 		})
 	}
 
-	_, err := srv.Dial(tctx(t), "/ws/reject", nil)
+	_, err := srv.Dial(testutil.Ctx(t), "/ws/reject", nil)
 	var re *wstest.RefusedError
 	errors.As(err, &re)
-	equal(t, re.Header.Get("Retry-After"), "3")
+	testutil.Equal(t, re.Header.Get("Retry-After"), "3")
 
 	// A plain GET on a WebSocket route is 426, through HTTP.
 	resp, err := srv.HTTP.Client().Get(srv.HTTP.URL + "/ws/echo")
-	noErr(t, err)
+	testutil.NoErr(t, err)
 	resp.Body.Close()
-	equal(t, resp.StatusCode, http.StatusUpgradeRequired)
+	testutil.Equal(t, resp.StatusCode, http.StatusUpgradeRequired)
 }
 
 func TestDialOptions(t *testing.T) {
@@ -96,15 +98,15 @@ func TestDialOptions(t *testing.T) {
 		return c.SendText(ctx, c.Header().Get("Authorization")+" "+c.Subprotocol()+" "+c.Query("q"))
 	}))
 	t.Cleanup(srv.Close)
-	c, err := srv.Dial(tctx(t), "ws?q=1", &wstest.DialOptions{
+	c, err := srv.Dial(testutil.Ctx(t), "ws?q=1", &wstest.DialOptions{
 		Header:       http.Header{"Authorization": {"Bearer t"}},
 		Subprotocols: []string{"other", "chat.v1"},
 	})
-	noErr(t, err)
-	equal(t, c.Subprotocol(), "chat.v1")
-	equal(t, c.Response().StatusCode, http.StatusSwitchingProtocols)
-	noErr(t, c.ExpectText("Bearer t chat.v1 1"))
-	noErr(t, c.ExpectClose(wsroute.StatusNormalClosure))
+	testutil.NoErr(t, err)
+	testutil.Equal(t, c.Subprotocol(), "chat.v1")
+	testutil.Equal(t, c.Response().StatusCode, http.StatusSwitchingProtocols)
+	testutil.NoErr(t, c.ExpectText("Bearer t chat.v1 1"))
+	testutil.NoErr(t, c.ExpectClose(wsroute.StatusNormalClosure))
 }
 
 // TestCloseWaitsForHandlers checks that Server.Close drops the
@@ -118,16 +120,16 @@ func TestCloseWaitsForHandlers(t *testing.T) {
 		return echo(ctx, c)
 	}))
 	for range 3 {
-		c, err := srv.Dial(tctx(t), "/", nil)
-		noErr(t, err)
-		noErr(t, c.SendText("x"))
-		noErr(t, c.ExpectText("Echo: x"))
+		c, err := srv.Dial(testutil.Ctx(t), "/", nil)
+		testutil.NoErr(t, err)
+		testutil.NoErr(t, c.SendText("x"))
+		testutil.NoErr(t, c.ExpectText("Echo: x"))
 	}
-	equal(t, running.Load(), 3)
+	testutil.Equal(t, running.Load(), 3)
 	srv.Close()
-	equal(t, running.Load(), 0)
+	testutil.Equal(t, running.Load(), 0)
 	srv.Close() // idempotent
 
-	_, err := srv.Dial(tctx(t), "/", nil)
-	equal(t, err != nil, true)
+	_, err := srv.Dial(testutil.Ctx(t), "/", nil)
+	testutil.Equal(t, err != nil, true)
 }
