@@ -38,7 +38,11 @@ type Broker interface {
 
 	// AddMember and RemoveMember keep the cluster-wide presence of a room;
 	// Members lists it. Members of a node that stopped without removing
-	// them must expire on their own. Like Subscribe, AddMember and
+	// them must expire on their own, within 10 seconds. Each change also
+	// reaches every other node with members in the room as an Envelope
+	// with Presence set (Origin: the node that changed), and every node
+	// delivers a leave for each member it sees expire, so that presence
+	// lists kept from events agree with Members. Like Subscribe, AddMember and
 	// RemoveMember are called with the Hub's lock held, in order (a
 	// connection's leave never overtakes its join), so they must not
 	// block: record the change and write it from the broker's goroutine.
@@ -58,6 +62,62 @@ type Envelope struct {
 	Except string              // connection ID that must not receive it, or empty
 	Type   wsroute.MessageType // text or binary
 	Data   []byte
+
+	// Position is where the store placed a message of a room with
+	// history (see HistoryBroker); zero for every other message.
+	Position Position
+
+	// Presence, when not nil, makes the envelope a presence change of
+	// Room instead of a message: Type, Data and Position are unused.
+	Presence *PresenceEvent
+}
+
+// PresenceEvent is a member joining or leaving a room, on any node.
+type PresenceEvent struct {
+	Joined bool // true for a join, false for a leave (or an expiry)
+	Member Member
+}
+
+// HistoryBroker is a Broker that also keeps the history of rooms. A Hub
+// with both Options.History and Options.Broker requires its broker to
+// implement it: with a broker, the broker's store is the one place where
+// a room's offsets are assigned, so that every node and every member sees
+// the same Position for the same message.
+//
+// For a room with history, delivery differs from Broker.Publish in two
+// ways. First, Append publishes to every node, the appending one
+// included: a node delivers its own appended messages to its members when
+// they come back from the broker, so that every node delivers a room's
+// messages in one order, the store's. Second, a node's deliver sees a
+// room's messages in Position order with no gap and no duplicate: a broker
+// that notices a room's offsets jump (a pub/sub message lost while its
+// subscription reconnected) fetches the missing ones from its store and
+// delivers them before later ones. A store that lost a room's history
+// (restarted without persistence) starts a new epoch for it; the first
+// message of a new epoch that a node delivers tells the Hub that what came
+// before is lost.
+type HistoryBroker interface {
+	Broker
+
+	// Append stores e (a message of e.Room; Target is empty) in the
+	// room's history, kept as h says (trimmed to h.Size messages, expiring
+	// h.TTL after the room's last message), assigns its Position
+	// atomically with the append, and publishes it with that Position to
+	// every node subscribed to the room, this one included. It returns
+	// the Position. Like Publish it returns within a bounded time, with an
+	// error, when the store is down; the message is then not stored and
+	// not delivered anywhere.
+	Append(ctx context.Context, e Envelope, h History) (Position, error)
+
+	// History returns the kept messages of room after since, oldest
+	// first, at most limit of them (limit <= 0: all that are kept), and
+	// the room's current position: its epoch and the offset of its newest
+	// message (offset 0 for a room with no messages in this epoch). A zero
+	// since means from the oldest kept message. History does not judge
+	// whether since can be honoured: when since is of another epoch, or
+	// older than the oldest kept message, it returns what it has and the
+	// Hub sees that the first entry does not follow since.
+	History(ctx context.Context, room string, since Position, limit int) ([]Entry, Position, error)
 }
 
 // Member describes a member of a room for presence, on any node.

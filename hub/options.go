@@ -70,6 +70,16 @@ type Options struct {
 	// Defaults to nil.
 	OnJoin, OnLeave func(room string, c *wsroute.Conn)
 
+	// OnEnqueue, when set, is called each time a message is put in a
+	// member's queue, with the number of messages queued for that member
+	// after it: a member whose queue keeps growing is reading slower than
+	// its rooms talk, before the SlowConsumer policy has to act. It runs
+	// on the broadcasting goroutine with the hub's and the member's locks
+	// held, once per member per message, so it must be cheap and must not
+	// call the Hub (a histogram observation, as wsmw/wsmetrics does).
+	// Defaults to nil.
+	OnEnqueue func(queued int)
+
 	// Logger receives the hub's logs: slow consumers, write failures,
 	// broker errors. Defaults to slog.Default().
 	Logger *slog.Logger

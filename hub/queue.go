@@ -90,6 +90,9 @@ func (m *member) enqueue(msg wsroute.Message) {
 	}
 	q.msgs = append(q.msgs, msg)
 	q.bytes += len(msg.Data)
+	if f := h.opts.OnEnqueue; f != nil {
+		f(len(q.msgs))
+	}
 	if !m.running {
 		m.running = true
 		h.writers.Add(1)
