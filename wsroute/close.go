@@ -65,6 +65,7 @@ func (c *Conn) closeWith(code StatusCode, reason string, timeout time.Duration) 
 		return
 	}
 	reason = truncateReason(reason)
+	c.firstClose.CompareAndSwap(0, closerServer)
 	if c.sentCode.CompareAndSwap(0, int32(code)) {
 		c.sentReason.Store(&reason)
 	}
@@ -73,6 +74,15 @@ func (c *Conn) closeWith(code StatusCode, reason string, timeout time.Duration) 
 	kill.Stop()
 	c.nc.Close()
 }
+
+// Who closed first, for ConnEnd.PeerClosed. It is settled when the
+// close handshake starts (this side's Close, or the peer's close frame
+// read), not when the codes are stored: the peer's echo of this side's
+// close frame is read as a close frame too.
+const (
+	closerServer = 1
+	closerPeer   = 2
+)
 
 // closedCode returns the code the connection ended with, as far as this
 // side knows: the peer's code if the peer closed first, the code sent,

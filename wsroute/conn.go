@@ -100,6 +100,7 @@ type Conn struct {
 	closing    atomic.Bool  // Close has begun
 	sentCode   atomic.Int32 // the code this side closed with
 	peerCode   atomic.Int32 // the code the peer closed with
+	firstClose atomic.Int32 // who closed first: closerServer or closerPeer, 0 if neither yet
 	sentReason atomic.Pointer[string]
 	peerReason atomic.Pointer[string]
 	readFailed atomic.Pointer[error]

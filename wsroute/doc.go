@@ -89,7 +89,7 @@
 // succeeds, [Conn.OnReceive] for each message received (it may refuse
 // one, which closes the connection), and [Conn.OnEnd] once the
 // connection is over, with a [ConnEnd] saying how: accepted or refused,
-// the HTTP status, the close code and reason. [Conn.Stats] counts the
+// the HTTP status, the close code and reason, which side closed. [Conn.Stats] counts the
 // traffic at no cost per message. [Conn.OnClose] runs a function when
 // the connection ends, for less memory than context.AfterFunc: the hub
 // removes members with it.

@@ -33,6 +33,13 @@ type ConnEnd struct {
 	Code   StatusCode
 	Reason string
 
+	// PeerClosed reports whether the peer ended an accepted connection:
+	// its close frame came before this side sent one, or it went away
+	// without one (Code is then 1006). It is false when this side closed
+	// first (the handler returned, Close was called, a middleware or the
+	// hub closed it) and when no WebSocket was opened.
+	PeerClosed bool
+
 	// Err is what the handler returned, or the panic it raised.
 	Err error
 }
@@ -126,6 +133,7 @@ func (c *Conn) runEndHooks(err error) {
 	if c.accepted.Load() {
 		e.Code = c.closedCode()
 		e.Reason = c.closedReason()
+		e.PeerClosed = c.firstClose.Load() != closerServer
 	}
 	for i := len(hs) - 1; i >= 0; i-- {
 		c.runEndHook(hs[i], e)

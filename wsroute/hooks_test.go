@@ -49,7 +49,44 @@ func TestOnEnd(t *testing.T) {
 			client: func(ctx context.Context, c *websocket.Conn) {
 				c.Close(4000, "bye")
 			},
-			want: wsroute.ConnEnd{Accepted: true, Status: 101, Code: 4000, Reason: "bye", Err: wsroute.ErrClosed},
+			want: wsroute.ConnEnd{Accepted: true, Status: 101, Code: 4000, Reason: "bye", PeerClosed: true, Err: wsroute.ErrClosed},
+		},
+		{
+			name: "peer vanishes",
+			fn:   echo,
+			client: func(ctx context.Context, c *websocket.Conn) {
+				c.CloseNow()
+			},
+			want: wsroute.ConnEnd{Accepted: true, Status: 101, Code: 1006, PeerClosed: true, Err: wsroute.ErrClosed},
+		},
+		{
+			// The handler is reading when Close is called: the peer's
+			// echo of the close frame is read too, and must not make
+			// the peer the closer.
+			name: "this side closes while reading",
+			fn: func(ctx context.Context, c *wsroute.Conn) error {
+				if err := c.Accept(ctx); err != nil {
+					return err
+				}
+				c.OnReceive(func(wsroute.MessageType, int) error {
+					go c.Close(4002, "enough")
+					return nil
+				})
+				for {
+					if _, err := c.ReceiveText(ctx); err != nil {
+						return err
+					}
+				}
+			},
+			client: func(ctx context.Context, c *websocket.Conn) {
+				c.Write(ctx, websocket.MessageText, []byte("hi"))
+				for {
+					if _, _, err := c.Read(ctx); err != nil {
+						return
+					}
+				}
+			},
+			want: wsroute.ConnEnd{Accepted: true, Status: 101, Code: 4002, Reason: "enough", Err: wsroute.ErrClosed},
 		},
 		{
 			name: "refused with a close code",
@@ -121,6 +158,7 @@ func TestOnEnd(t *testing.T) {
 			testutil.Equal(t, got.Status, tc.want.Status)
 			testutil.Equal(t, got.Code, tc.want.Code)
 			testutil.Equal(t, got.Reason, tc.want.Reason)
+			testutil.Equal(t, got.PeerClosed, tc.want.PeerClosed)
 			switch {
 			case tc.want.Err == nil:
 				testutil.Check(t, got.Err == nil, "Err = %v, want nil", got.Err)
