@@ -3,8 +3,9 @@
 
 ARGS ?=
 
-run: ## the demo server (go run ./example -h for flags)
-	go run ./example $(ARGS)
+run: ## the demo server, built then exec'd so Ctrl-C and SIGTERM reach it (ARGS=-h for flags)
+	go build -o .bin/nexio-demo ./example
+	exec ./.bin/nexio-demo $(ARGS)
 
 test: ## go vet + go test -race with a total coverage line
 	bash .ci/test.sh
