@@ -1,6 +1,6 @@
 package chiadapter_test
 
-// The Nexio docs' middleware examples on chi, translated line by line:
+// Python Nexio's middleware examples on chi, translated line by line:
 // add_ws_middleware is Use, @app.ws_route is Handle.
 
 import (

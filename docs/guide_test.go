@@ -43,7 +43,7 @@ func echo(ctx context.Context, c *wsroute.Conn) error {
 	}
 }
 
-// The key methods of the Nexio docs, one after another: accept, receive
+// The key methods of a WebSocket, one after another: accept, receive
 // and send bytes and text, close with a code and reason.
 func Example_keyMethods() {
 	handler := wsroute.Handle(func(ctx context.Context, ws *wsroute.Conn) error {
@@ -207,11 +207,32 @@ func Example_idleTimeouts() {
 		Handler:           opts.Handle(echo),
 		ReadHeaderTimeout: 10 * time.Second, // slowloris
 	}
-	_ = srv.ListenAndServe
+
+	// The same server on a free port, and a client through it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	ctx := context.Background()
+	c, _, err := websocket.Dial(ctx, "ws://"+ln.Addr().String()+"/", nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close(websocket.StatusNormalClosure, "")
+	c.Write(ctx, websocket.MessageText, []byte("still here"))
+	_, reply, err := c.Read(ctx)
+	fmt.Println(string(reply), err)
+	// Output: Echo: still here <nil>
 }
 
 // Rooms that span processes: every instance builds its hub on the same
-// Redis (example/redis.go does this for the demo's -redis flag).
+// Redis (example/redis.go does this for the demo's -redis flag). No Output
+// line: it needs a Redis and a second process; hub/redisbroker's tests
+// run the same thing across real instances.
 func Example_redisRooms() {
 	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
 	defer client.Close()

@@ -9,8 +9,8 @@ import (
 	"github.com/nexio-go/nexio/wsroute"
 )
 
-// The examples of the Nexio WebSocket docs, one handler each, in the
-// order the docs give them. docs/guide.md shows them next to the Python.
+// The examples of Python Nexio's WebSocket module, one handler each, in
+// the order docs/guide.md gives them next to their Python originals.
 
 // echo is the docs' basic example (@app.ws_route("/ws/echo")): each text
 // message m is answered with "Echo: m". A binary message ends the

@@ -1,6 +1,6 @@
-// Command example is nexio's demo server: every example of the Nexio
-// WebSocket docs on one http.ServeMux, rooms that span instances through
-// Redis, and a browser chat page.
+// Command example is nexio's demo server: every example of Python
+// Nexio's WebSocket module (docs/guide.md) on one http.ServeMux, rooms
+// that span instances through Redis, and a browser chat page.
 //
 //	go run ./example                        # http://127.0.0.1:8080
 //	go run ./example -addr :9000 -rate 0    # another port, no rate limit
@@ -49,7 +49,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("example", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: go run ./example [flags]\n\nnexio's demo server: every example of the Nexio WebSocket docs, and a chat page at /.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: go run ./example [flags]\n\nnexio's demo server: every example of docs/guide.md, and a chat page at /.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	addr := fs.String("addr", "127.0.0.1:8080", "listen `address`")

@@ -8,7 +8,7 @@ import (
 	"github.com/nexio-go/nexio/wsroute"
 )
 
-// routes builds the demo's route table (DESIGN.md, "The demo server").
+// routes builds the demo's route table:
 //
 //	GET /                        the browser chat page
 //	GET /static/                 its stylesheet and script

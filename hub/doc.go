@@ -1,7 +1,7 @@
 // Package hub broadcasts to rooms of WebSocket connections without ever
 // blocking on a client.
 //
-// The loop of the Nexio docs (for each client: await send) lets one slow
+// The usual broadcast loop (for each client: send, and wait) lets one slow
 // client stall everyone, never removes dead clients, and only works in one
 // process. A [Hub] gives each member a bounded queue instead:
 //

@@ -71,8 +71,8 @@ type AuthOptions struct {
 	RejectHTTP bool
 }
 
-// StatusUnauthorized is the close code Auth refuses with (4001), as the
-// Nexio docs do.
+// StatusUnauthorized is the close code Auth refuses with (4001), the
+// code Python's Nexio uses, so clients written for it work unchanged.
 const StatusUnauthorized wsroute.StatusCode = 4001
 
 // authKey is the context key of an authInfo.

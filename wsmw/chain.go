@@ -39,8 +39,8 @@ func Chain(mws ...Middleware) Middleware {
 	}
 }
 
-// Func makes a Middleware from a function that receives next, the way
-// the Nexio docs write middleware (async def mw(ws, next_middleware)):
+// Func makes a Middleware from a function that receives next, the shape
+// of Python's Nexio middleware (async def mw(ws, next_middleware)):
 //
 //	auth := wsmw.Func(func(ctx context.Context, c *wsroute.Conn, next wsroute.HandlerFunc) error {
 //		token := c.Header().Get("Authorization")

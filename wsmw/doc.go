@@ -4,8 +4,8 @@
 //
 // A [Middleware] wraps a wsroute.HandlerFunc, as func(http.Handler)
 // http.Handler wraps an http.Handler. [Chain] composes them, the first
-// given running first; [Func] writes one the way the Nexio docs do, with
-// next as a parameter:
+// given running first; [Func] writes one with next as a parameter, as
+// Python's Nexio writes middleware:
 //
 //	logMiddleware := wsmw.Func(func(ctx context.Context, c *wsroute.Conn, next wsroute.HandlerFunc) error {
 //		log.Printf("WebSocket request: %s", c.URL())

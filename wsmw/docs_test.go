@@ -1,6 +1,6 @@
 package wsmw_test
 
-// The middleware examples of the Nexio WebSocket docs, translated line
+// The middleware examples of Python Nexio (docs/guide.md), translated line
 // by line, run through real connections.
 
 import (

@@ -48,8 +48,8 @@ type RateLimitOptions struct {
 	RejectHTTP bool
 }
 
-// StatusRateLimited is the close code RateLimit refuses with (4003), as
-// the Nexio docs do.
+// StatusRateLimited is the close code RateLimit refuses with (4003), the
+// code Python's Nexio uses, so clients written for it work unchanged.
 const StatusRateLimited wsroute.StatusCode = 4003
 
 // RateLimit limits how often each client may open a connection: every

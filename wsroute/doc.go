@@ -94,6 +94,16 @@
 // the connection ends, for less memory than context.AfterFunc: the hub
 // removes members with it.
 //
+// # HTTP middleware in front of a route
+//
+// Accepting takes the connection over from net/http through the
+// http.ResponseWriter the route was given (it hijacks it). HTTP
+// middleware that wraps the ResponseWriter must keep that possible: its
+// wrapper implements http.Hijacker or, better, Unwrap() http.ResponseWriter
+// (as http.ResponseController expects). http.TimeoutHandler cannot wrap a
+// WebSocket route. When the chain cannot hijack, the client gets 500 and
+// the failure is logged at ERROR with the fix.
+//
 // # Graceful shutdown
 //
 // http.Server.Shutdown neither closes nor waits for WebSocket

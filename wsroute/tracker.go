@@ -8,8 +8,10 @@ import (
 // Tracker records open connections so a server can stop gracefully:
 // http.Server.Shutdown neither closes nor waits for hijacked connections.
 // Set it in Options.Tracker and call Shutdown when the server stops,
-// typically from http.Server.RegisterOnShutdown. The zero value is not
-// usable; use NewTracker.
+// next to http.Server.Shutdown, and wait for it before the process exits
+// (see the example). Starting it from http.Server.RegisterOnShutdown is
+// not enough on its own: Shutdown does not wait for those functions. The
+// zero value is not usable; use NewTracker.
 type Tracker struct {
 	mu       sync.Mutex
 	conns    map[*Conn]struct{} // accepted, handler still running

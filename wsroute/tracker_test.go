@@ -3,7 +3,10 @@ package wsroute_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -72,7 +75,9 @@ func TestTrackerShutdownDropsStuckHandlers(t *testing.T) {
 	testutil.Check(t, errors.Is(err, context.DeadlineExceeded), "Shutdown = %v, want DeadlineExceeded", err)
 }
 
-// ExampleTracker shows the graceful stop of a server.
+// ExampleTracker shows the graceful stop of a server: http.Server.Shutdown
+// for the listener and plain requests, the Tracker for the WebSockets,
+// both waited for before the process exits.
 func ExampleTracker() {
 	tracker := wsroute.NewTracker()
 	opts := &wsroute.Options{Tracker: tracker}
@@ -91,13 +96,29 @@ func ExampleTracker() {
 			}
 		}
 	}))
-	srv := &http.Server{Addr: "127.0.0.1:0", Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	// http.Server.Shutdown does not wait for WebSocket connections: the
-	// tracker tells each client 1001 and waits for its handler.
-	srv.RegisterOnShutdown(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		tracker.Shutdown(ctx)
-	})
-	_ = srv // srv.ListenAndServe(), then srv.Shutdown(ctx) on SIGTERM
+	srv := httptest.NewServer(mux)
+	client, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws/echo", nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer client.CloseNow()
+	read := make(chan error, 1)
+	go func() {
+		_, _, err := client.Read(context.Background())
+		read <- err
+	}()
+
+	// On SIGTERM: http.Server.Shutdown does not wait for hijacked
+	// connections, nor for functions given to RegisterOnShutdown, so the
+	// tracker is called here and waited for: it tells each client 1001
+	// and waits for its handler.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	fmt.Println("tracker:", tracker.Shutdown(ctx))
+	srv.Close()
+	fmt.Println("client:", websocket.CloseStatus(<-read))
+	// Output:
+	// tracker: <nil>
+	// client: StatusGoingAway
 }

@@ -16,7 +16,8 @@ import (
 
 // Faults are what hostile or broken clients do. Each runs once, bounded
 // in time, and returns what it observed and whether that is what the
-// design promises (DESIGN.md, "Bad input"). The chaos run tallies them.
+// design promises for bad input (docs/close-codes.md says which code
+// each gets). The chaos run tallies them.
 
 // faultEnv is what one fault needs.
 type faultEnv struct {

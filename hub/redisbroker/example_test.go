@@ -61,7 +61,8 @@ func Example() {
 }
 
 // On Redis Cluster, pass a cluster client: sharded pub/sub is used when
-// the servers support it (Redis 7.0+).
+// the servers support it (Redis 7.0+). (No Output line: it needs a
+// cluster.)
 func ExampleNew_cluster() {
 	client := redis.NewClusterClient(&redis.ClusterOptions{
 		Addrs: []string{"10.0.0.1:6379", "10.0.0.2:6379", "10.0.0.3:6379"},
@@ -77,6 +78,7 @@ func ExampleNew_cluster() {
 }
 
 // Stats tell whether cross-node delivery works, for a health endpoint.
+// (No Output line: it serves until stopped.)
 func ExampleBroker_Stats() {
 	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
 	defer client.Close()

@@ -16,7 +16,7 @@ func init() {
 		newNexio)
 }
 
-// newNexio is nexio the way DESIGN.md and its docs write a server: one
+// newNexio is nexio the way its README and guide write a server: one
 // shared wsroute.Options, every route behind the same three-middleware
 // chain, and the in-memory hub with its default options (256-message /
 // 1 MiB queue per member, disconnect slow consumers).
