@@ -99,6 +99,13 @@ func (c *Conn) acceptLocked(ctx context.Context, p AcceptParams) error {
 		if hw.nc != nil {
 			hw.nc.Close()
 		}
+		if hw.hijackErr != nil {
+			// A server error, not the client's: coder/websocket has
+			// answered 500.
+			err := hijackError(c.w, hw.hijackErr)
+			o.logger().Error(err.Error(), c.attrs()...)
+			return err
+		}
 		return fmt.Errorf("wsroute: accept: %w", err)
 	}
 	if hw.nc == nil {

@@ -3,6 +3,7 @@ package wsroute
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -22,8 +23,9 @@ type hijackWriter struct {
 	nc           *netConn
 	writeTimeout time.Duration
 	onClose      func()
-	status       int  // what coder/websocket answered, for ConnEnd
-	own101       bool // the 101 response is Hijack's to write
+	status       int   // what coder/websocket answered, for ConnEnd
+	own101       bool  // the 101 response is Hijack's to write
+	hijackErr    error // why Hijack failed, if it did
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.
@@ -45,6 +47,28 @@ func (w *hijackWriter) WriteHeader(status int) {
 	w.ResponseWriter.WriteHeader(status)
 }
 
+// hijackError explains a failed Hijack to the server's operator: it is a
+// server error (the client got 500), and the fix is in the middleware
+// around the route, which the message names.
+func hijackError(rw http.ResponseWriter, err error) error {
+	if !errors.Is(err, http.ErrNotSupported) {
+		return fmt.Errorf("wsroute: cannot hijack the connection: %w", err)
+	}
+	chain := fmt.Sprintf("%T", rw)
+	for {
+		u, ok := rw.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			break
+		}
+		rw = u.Unwrap()
+		chain += " -> " + fmt.Sprintf("%T", rw)
+	}
+	return fmt.Errorf("wsroute: cannot hijack the connection: the http.ResponseWriter chain (%s) ends in a writer "+
+		"with neither Hijack nor Unwrap, so the client got 500; a middleware that wraps the ResponseWriter must "+
+		"implement Unwrap() http.ResponseWriter, and wrappers that cannot (http.TimeoutHandler) must keep "+
+		"WebSocket routes outside them: %w", chain, err)
+}
+
 func isWrapper(rw http.ResponseWriter) bool {
 	_, ok := rw.(interface{ Unwrap() http.ResponseWriter })
 	return ok
@@ -54,6 +78,7 @@ func isWrapper(rw http.ResponseWriter) bool {
 func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
+		w.hijackErr = err
 		return nil, nil, err
 	}
 	if w.own101 {
