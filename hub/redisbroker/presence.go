@@ -46,13 +46,6 @@ type presence struct {
 	dirtyMembers map[memberKey]struct{}
 	dirtyConns   map[string]struct{}
 	beat         bool // a heartbeat is due now (after a reconnect)
-
-	// tombs holds removals that arrived before their addition. The Hub
-	// announces a join after releasing its lock, so when a connection
-	// ends at once, the leave of the goroutine that noticed can overtake
-	// the join's AddMember; without this the member would stay listed
-	// for the node's lifetime. Entries are forgotten after PresenceTTL.
-	tombs map[memberKey]time.Time
 }
 
 type connEntry struct {
@@ -65,7 +58,6 @@ func (p *presence) init() {
 	p.conns = make(map[string]*connEntry)
 	p.dirtyMembers = make(map[memberKey]struct{})
 	p.dirtyConns = make(map[string]struct{})
-	p.tombs = make(map[memberKey]time.Time)
 }
 
 // storedMember is a member's value in Redis.
@@ -89,11 +81,6 @@ func (b *Broker) AddMember(ctx context.Context, room string, m hub.Member) error
 	m.Meta = maps.Clone(m.Meta)
 	b.mu.Lock()
 	p := &b.pres
-	if _, late := p.tombs[memberKey{room, m.ConnID}]; late {
-		delete(p.tombs, memberKey{room, m.ConnID})
-		b.mu.Unlock()
-		return nil // it already left
-	}
 	rm := p.local[room]
 	if rm == nil {
 		rm = make(map[string]hub.Member)
@@ -117,15 +104,14 @@ func (b *Broker) AddMember(ctx context.Context, room string, m hub.Member) error
 
 // RemoveMember records that m left room; implements hub.Broker. Like
 // AddMember it returns at once and Redis is updated in the background.
+// Removing a member that is not in room does nothing: calls are applied
+// in the order they are made, as the Hub makes them (under its lock).
 func (b *Broker) RemoveMember(ctx context.Context, room string, m hub.Member) error {
 	if err := b.isOpen(); err != nil {
 		return err
 	}
 	b.mu.Lock()
 	p := &b.pres
-	if _, in := p.local[room][m.ConnID]; !in {
-		p.tombs[memberKey{room, m.ConnID}] = time.Now()
-	}
 	if rm := p.local[room]; rm != nil {
 		if _, in := rm[m.ConnID]; in {
 			delete(rm, m.ConnID)
@@ -373,7 +359,6 @@ func (b *Broker) heartbeat() error {
 	b.mu.Lock()
 	rooms := slices.Collect(maps.Keys(b.pres.local))
 	conns := slices.Collect(maps.Keys(b.pres.conns))
-	maps.DeleteFunc(b.pres.tombs, func(_ memberKey, at time.Time) bool { return time.Since(at) > b.opts.PresenceTTL })
 	b.mu.Unlock()
 	if len(rooms)+len(conns) == 0 {
 		return nil
