@@ -1,0 +1,116 @@
+package wsmetrics
+
+import (
+	"slices"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nexio-go/nexio/hub"
+)
+
+// HubOptions configures a hub collector. The zero value and nil mean the
+// defaults.
+type HubOptions struct {
+	// Rooms lists the rooms whose local member count is exported, one
+	// time series per room (nexio_hub_room_members). Room names are
+	// chosen by users, so no room is exported unless listed here: keep
+	// the list short and fixed. Defaults to none.
+	Rooms []string
+}
+
+// hubHelp describes the fields of hub.Stats. A field added to hub.Stats
+// later is exported too, with its field name as its help.
+var hubHelp = map[string]string{
+	"members":          "Connections of this node in at least one room.",
+	"rooms":            "Rooms with members on this node.",
+	"broadcasts":       "Broadcast calls served locally.",
+	"messages_out":     "Messages handed to members' sockets.",
+	"bytes_out":        "Payload bytes of the messages handed to members' sockets.",
+	"dropped":          "Messages dropped by the DropNewest or DropOldest slow-consumer policy.",
+	"slow_disconnects": "Members closed with 1008 by the Disconnect slow-consumer policy.",
+	"write_errors":     "Member writes that failed (the peer left or stalled).",
+	"received":         "Messages delivered from other nodes.",
+	"broker_errors":    "Failed broker publishes and presence updates.",
+}
+
+// HubCollector exports h's counters (hub.Stats) as nexio_hub_* metrics,
+// each labelled hub=name to tell several hubs of one process apart. The
+// counts are read when scraped: the hub pays nothing between scrapes.
+func HubCollector(name string, h *hub.Hub, opts *HubOptions) prometheus.Collector {
+	var o HubOptions
+	if opts != nil {
+		o = *opts
+	}
+	sc := newStatsCollector("nexio_hub_", "hub", name, hubHelp, func() any { return h.Stats() })
+	c := &hubCollector{stats: sc, h: h, rooms: slices.Clone(o.Rooms)}
+	if len(c.rooms) > 0 {
+		c.roomDesc = prometheus.NewDesc("nexio_hub_room_members", "Local members of each room listed in HubOptions.Rooms.",
+			[]string{"room"}, prometheus.Labels{"hub": name})
+	}
+	return c
+}
+
+type hubCollector struct {
+	stats    *statsCollector
+	h        *hub.Hub
+	rooms    []string
+	roomDesc *prometheus.Desc
+}
+
+func (c *hubCollector) Describe(ch chan<- *prometheus.Desc) {
+	c.stats.Describe(ch)
+	if c.roomDesc != nil {
+		ch <- c.roomDesc
+	}
+}
+
+func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
+	c.stats.Collect(ch)
+	for _, room := range c.rooms {
+		ch <- prometheus.MustNewConstMetric(c.roomDesc, prometheus.GaugeValue, float64(c.h.Count(room)), room)
+	}
+}
+
+// DefaultQueueBuckets cover a member's queue from empty to beyond the
+// hub's default bound of 256 messages.
+var DefaultQueueBuckets = []float64{0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}
+
+// QueueLength is a histogram of members' queue lengths at enqueue
+// (nexio_hub_queue_length): how many messages wait for a member's socket
+// each time one more is queued for it. Its upper buckets fill while
+// members read slower than their rooms talk, before the slow-consumer
+// policy acts. Plug OnEnqueue into hub.Options:
+//
+//	q := wsmetrics.NewQueueLength("rooms", nil)
+//	h := hub.New(&hub.Options{OnEnqueue: q.OnEnqueue()})
+//	reg.MustRegister(q, wsmetrics.HubCollector("rooms", h, nil))
+type QueueLength struct {
+	h prometheus.Histogram
+}
+
+// NewQueueLength returns a QueueLength for the hub called name, with
+// buckets (nil means DefaultQueueBuckets).
+func NewQueueLength(name string, buckets []float64) *QueueLength {
+	if buckets == nil {
+		buckets = DefaultQueueBuckets
+	}
+	return &QueueLength{h: prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:        "nexio_hub_queue_length",
+		Help:        "Messages queued for a member, observed each time one is queued for it.",
+		ConstLabels: prometheus.Labels{"hub": name},
+		Buckets:     buckets,
+	})}
+}
+
+// OnEnqueue returns the function to set as hub.Options.OnEnqueue. It
+// costs one histogram observation (atomic adds, no allocation) per
+// member per message.
+func (q *QueueLength) OnEnqueue() func(queued int) {
+	return func(queued int) { q.h.Observe(float64(queued)) }
+}
+
+// Describe implements prometheus.Collector.
+func (q *QueueLength) Describe(ch chan<- *prometheus.Desc) { q.h.Describe(ch) }
+
+// Collect implements prometheus.Collector.
+func (q *QueueLength) Collect(ch chan<- prometheus.Metric) { q.h.Collect(ch) }
