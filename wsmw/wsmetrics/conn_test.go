@@ -54,8 +54,12 @@ func TestConnections(t *testing.T) {
 	testutil.Equal(t, sample(t, reg, "nexio_ws_connections_open", echoRoute), 1)
 	testutil.Equal(t, sample(t, reg, "nexio_ws_messages_in_total", echoRoute), 3)
 	testutil.Equal(t, sample(t, reg, "nexio_ws_bytes_in_total", echoRoute), 15)
-	testutil.Equal(t, sample(t, reg, "nexio_ws_messages_out_total", echoRoute), 3)
-	testutil.Equal(t, sample(t, reg, "nexio_ws_bytes_out_total", echoRoute), 33)
+	// A send is counted once its write returns, which may be after the
+	// client has read it.
+	testutil.Eventually(t, func() bool {
+		return sample(t, reg, "nexio_ws_messages_out_total", echoRoute) == 3 &&
+			sample(t, reg, "nexio_ws_bytes_out_total", echoRoute) == 33
+	}, "messages out: %v, want 3", sample(t, reg, "nexio_ws_messages_out_total", echoRoute))
 	testutil.NoErr(t, c.Close(websocket.StatusNormalClosure, "bye"))
 	testutil.Eventually(t, func() bool { return sample(t, reg, "nexio_ws_connections_open", echoRoute) == 0 },
 		"the echo connection is still counted open after the client closed it")
