@@ -37,6 +37,7 @@ type app struct {
 	local   *hub.Hub         // /ws/broadcast and /ws/chat: this instance only
 	rooms   *hub.Hub         // /ws/rooms/{room}: every instance on -redis
 	redis   *redisLink       // nil without -redis
+	tel     *telemetry       // GET /metrics
 	handler http.Handler
 
 	shutdownOnce sync.Once
@@ -54,12 +55,12 @@ func newApp(cfg config) (*app, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	a := &app{cfg: cfg, log: cfg.Logger, tracker: wsroute.NewTracker()}
+	a := &app{cfg: cfg, log: cfg.Logger, tracker: wsroute.NewTracker(), tel: newTelemetry()}
 	// Two hubs, so that only /ws/rooms/{room} ever reaches Redis: the
 	// docs' broadcast and chat examples stay per instance.
-	a.local = hub.New(&hub.Options{Logger: cfg.Logger})
+	a.local = hub.New(&hub.Options{Logger: cfg.Logger, OnEnqueue: a.tel.localQueue.OnEnqueue()})
 	if cfg.RedisURL == "" {
-		a.rooms = hub.New(&hub.Options{Describe: describe, Logger: cfg.Logger})
+		a.rooms = hub.New(&hub.Options{Describe: describe, Logger: cfg.Logger, OnEnqueue: a.tel.roomsQueue.OnEnqueue()})
 	} else {
 		l, err := dialRedis(cfg.RedisURL, cfg.Logger)
 		if err != nil {
@@ -71,9 +72,11 @@ func newApp(cfg config) (*app, error) {
 		// once; the Redis watcher says so already, in one line.
 		h := &muteable{h: cfg.Logger.Handler()}
 		h.muted.Store(true)
-		a.rooms = hub.New(&hub.Options{Describe: describe, Logger: slog.New(h), Broker: l.broker})
+		a.rooms = hub.New(&hub.Options{Describe: describe, Logger: slog.New(h), Broker: l.broker,
+			OnEnqueue: a.tel.roomsQueue.OnEnqueue()})
 		h.muted.Store(false)
 	}
+	a.tel.register(a)
 	a.handler = a.routes()
 	return a, nil
 }

@@ -22,16 +22,19 @@ import (
 //	/ws/secure/echo              /ws/echo behind Auth (token valid_token)
 //	GET /stats                   JSON: connections, rooms, ...
 //	GET /rooms/{room}/presence   JSON: who is in the room (the chat page)
+//	GET /metrics                 Prometheus metrics (wsmw/wsmetrics)
+//	GET /dashboard               live charts drawn from /metrics
 //
-// Every /ws/ route runs the same middleware first, in this order: Logger
-// (one line per connection, so it sees every refusal), then RateLimit
+// Every /ws/ route runs the same middleware first, in this order: the
+// metrics middleware, Logger (one line per connection; both see every
+// refusal), then RateLimit
 // (every handshake attempt counts, before Auth, so over-limit clients see
 // 4003 on any route and cannot guess tokens quickly). /ws/secure/echo
 // adds Auth after them. The WebSocket routes take any method: wsroute
 // answers what is not a GET upgrade (426, 405) itself.
 func (a *app) routes() http.Handler {
 	opts := &wsroute.Options{Tracker: a.tracker, Logger: a.log}
-	common := []wsmw.Middleware{wsmw.Logger(a.log)}
+	common := []wsmw.Middleware{a.tel.conns.Middleware(), wsmw.Logger(a.log)}
 	if a.cfg.Rate > 0 {
 		// One limiter for all routes: a client's attempts count
 		// together, wherever they go.
@@ -62,6 +65,8 @@ func (a *app) routes() http.Handler {
 
 	mux.HandleFunc("GET /stats", a.stats)
 	mux.HandleFunc("GET /rooms/{room}/presence", a.presence)
+	mux.Handle("GET /metrics", a.tel.handler())
+	mux.Handle("GET /dashboard", dashboardHandler())
 	return mux
 }
 
