@@ -1,7 +1,9 @@
 package wsmetrics
 
 import (
+	"math/bits"
 	"slices"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -72,7 +74,7 @@ func (c *hubCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // DefaultQueueBuckets cover a member's queue from empty to beyond the
-// hub's default bound of 256 messages.
+// hub's default bound of 256 messages: 0 and the powers of two to 1024.
 var DefaultQueueBuckets = []float64{0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}
 
 // QueueLength is a histogram of members' queue lengths at enqueue
@@ -85,32 +87,76 @@ var DefaultQueueBuckets = []float64{0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 10
 //	h := hub.New(&hub.Options{OnEnqueue: q.OnEnqueue()})
 //	reg.MustRegister(q, wsmetrics.HubCollector("rooms", h, nil))
 type QueueLength struct {
-	h prometheus.Histogram
+	desc *prometheus.Desc
+	h    prometheus.Histogram // custom buckets; nil with the default ones
+
+	// With DefaultQueueBuckets, an observation is one atomic add to its
+	// bucket (found with bits.Len, the buckets being powers of two) and
+	// one to the sum: it runs under the hub's lock once per member per
+	// message, where a general histogram's search costs several times
+	// more (BenchmarkQueueLength).
+	buckets [len(defaultQueueBounds) + 1]atomic.Uint64 // the last is +Inf
+	sum     atomic.Uint64
 }
+
+var defaultQueueBounds = [...]float64{0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}
 
 // NewQueueLength returns a QueueLength for the hub called name, with
 // buckets (nil means DefaultQueueBuckets).
 func NewQueueLength(name string, buckets []float64) *QueueLength {
-	if buckets == nil {
-		buckets = DefaultQueueBuckets
+	const help = "Messages queued for a member, observed each time one is queued for it."
+	labels := prometheus.Labels{"hub": name}
+	q := &QueueLength{desc: prometheus.NewDesc("nexio_hub_queue_length", help, nil, labels)}
+	if buckets != nil {
+		q.h = prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "nexio_hub_queue_length", Help: help, ConstLabels: labels, Buckets: buckets,
+		})
 	}
-	return &QueueLength{h: prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:        "nexio_hub_queue_length",
-		Help:        "Messages queued for a member, observed each time one is queued for it.",
-		ConstLabels: prometheus.Labels{"hub": name},
-		Buckets:     buckets,
-	})}
+	return q
 }
 
-// OnEnqueue returns the function to set as hub.Options.OnEnqueue. It
-// costs one histogram observation (atomic adds, no allocation) per
+// OnEnqueue returns the function to set as hub.Options.OnEnqueue. With
+// the default buckets it costs two atomic adds and no allocation per
 // member per message.
 func (q *QueueLength) OnEnqueue() func(queued int) {
-	return func(queued int) { q.h.Observe(float64(queued)) }
+	if q.h != nil {
+		return func(queued int) { q.h.Observe(float64(queued)) }
+	}
+	return q.observe
+}
+
+func (q *QueueLength) observe(queued int) {
+	i := 0
+	if queued > 0 {
+		i = min(bits.Len(uint(queued-1))+1, len(defaultQueueBounds))
+	} else {
+		queued = 0
+	}
+	q.buckets[i].Add(1)
+	q.sum.Add(uint64(queued))
 }
 
 // Describe implements prometheus.Collector.
-func (q *QueueLength) Describe(ch chan<- *prometheus.Desc) { q.h.Describe(ch) }
+func (q *QueueLength) Describe(ch chan<- *prometheus.Desc) {
+	if q.h != nil {
+		q.h.Describe(ch)
+		return
+	}
+	ch <- q.desc
+}
 
 // Collect implements prometheus.Collector.
-func (q *QueueLength) Collect(ch chan<- prometheus.Metric) { q.h.Collect(ch) }
+func (q *QueueLength) Collect(ch chan<- prometheus.Metric) {
+	if q.h != nil {
+		q.h.Collect(ch)
+		return
+	}
+	cumulative := make(map[float64]uint64, len(defaultQueueBounds))
+	var n uint64
+	for i, le := range defaultQueueBounds {
+		n += q.buckets[i].Load()
+		cumulative[le] = n
+	}
+	n += q.buckets[len(defaultQueueBounds)].Load()
+	ch <- prometheus.MustNewConstHistogram(q.desc, n, float64(q.sum.Load()), cumulative)
+}

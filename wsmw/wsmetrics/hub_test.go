@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -230,4 +231,20 @@ func TestBrokerCollectorFields(t *testing.T) {
 	testutil.Equal(t, len(mfs), len(testCases))
 	defer func() { testutil.Check(t, recover() != nil, "a non-struct Stats did not panic") }()
 	wsmetrics.BrokerCollector("bad", func() int { return 1 })
+}
+
+// TestQueueLengthBuckets: the default buckets' fast path places every
+// length where Prometheus' own histogram does.
+func TestQueueLengthBuckets(t *testing.T) {
+	t.Parallel()
+	fast := wsmetrics.NewQueueLength("h", nil)
+	general := wsmetrics.NewQueueLength("h", wsmetrics.DefaultQueueBuckets)
+	for _, q := range []int{-1, 0, 1, 2, 3, 4, 5, 7, 8, 9, 255, 256, 257, 1023, 1024, 1025, 1 << 20} {
+		fast.OnEnqueue()(q)
+		general.OnEnqueue()(max(q, 0))
+	}
+	var want strings.Builder
+	testutil.NoErr(t, prometheusText(general, &want))
+	testutil.NoErr(t, promtest.CollectAndCompare(fast, strings.NewReader(want.String())))
+	testutil.Equal(t, promtest.CollectAndCount(fast), 1)
 }

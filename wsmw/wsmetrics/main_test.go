@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 	"go.uber.org/goleak"
 
 	"github.com/nexio-go/nexio/internal/testutil"
@@ -143,4 +145,22 @@ func mux(t testing.TB, handlers map[string]http.Handler) *httptest.Server {
 	srv := httptest.NewServer(m)
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// prometheusText writes what c collects in Prometheus' text format.
+func prometheusText(c prometheus.Collector, w io.Writer) error {
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(c); err != nil {
+		return err
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		return err
+	}
+	for _, mf := range mfs {
+		if _, err := expfmt.MetricFamilyToText(w, mf); err != nil {
+			return err
+		}
+	}
+	return nil
 }
