@@ -34,6 +34,10 @@ func main() {
 		err = runMain(os.Args[2:])
 	case "report":
 		err = reportMain(os.Args[2:])
+	case "storm":
+		err = stormMain(os.Args[2:])
+	case "storm-node":
+		err = stormNodeMain(os.Args[2:])
 	case "impls":
 		for _, name := range implNames() {
 			fmt.Println(name)
@@ -54,6 +58,8 @@ func usage() {
   client -workload echo|fanout|idle|handshakes -addr ADDR ...
   run    [-quick] [-passes 3] [-impls a,b]  start a server process per run, interleave implementations
   report -in results.txt -md docs/benchmarks.md -svg docs/benchmarks-fanout.svg
+  storm  -impl nexio|centrifuge -engine memory|redis [-members 5000 -msgs 10000]
+                                            the reconnect storm (storm.go)
   impls                                     list the implementations compiled in`)
 }
 
