@@ -361,6 +361,7 @@ func (m *stormMember) recover(im stormImpl, addr string, last stormPos, dials ch
 	<-dials
 	if err != nil {
 		m.lost.Add(int64(last.offset - m.pos.offset))
+		stormErr("rejoin", err)
 		return
 	}
 	m.conn = c
@@ -378,6 +379,7 @@ func (m *stormMember) recover(im stormImpl, addr string, last stormPos, dials ch
 		off, err := c.next()
 		if err != nil {
 			m.lost.Add(int64(last.offset - want + 1))
+			stormErr("recovering", err)
 			return
 		}
 		m.delivered.Add(1)
@@ -515,4 +517,14 @@ func jsonString(b []byte, key string) string {
 		return ""
 	}
 	return string(rest[:e])
+}
+
+// stormErrs counts member failures; the first few are printed to stderr
+// so that a number of lost messages comes with its reason.
+var stormErrs atomic.Int64
+
+func stormErr(what string, err error) {
+	if stormErrs.Add(1) <= 3 {
+		fmt.Fprintf(os.Stderr, "storm: a member failed %s: %v\n", what, err)
+	}
 }

@@ -14,7 +14,7 @@ import (
 
 // centrifuge's side of the storm: a Node with history and recovery on for
 // the room (SubscribeOptions.EnableRecovery), UseSingleFlight as its docs
-// advise for mass reconnects, the memory broker or the Redis broker
+// advise for mass reconnects, the same 10 s write timeout as nexio's, the memory broker or the Redis broker
 // (history in a Redis stream per channel). Its clients speak its JSON
 // protocol: connect, then subscribe with recover:true, epoch and offset;
 // the subscribe reply carries the missed publications.
@@ -56,6 +56,10 @@ func centrifugeStormNode(engine, redisAddr, prefix string, history int) (http.Ha
 	mux := http.NewServeMux()
 	mux.Handle("/connection/websocket", centrifuge.NewWebsocketHandler(node, centrifuge.WebsocketConfig{
 		CheckOrigin: func(*http.Request) bool { return true },
+		// Its default (1 s per write) drops members whose client falls
+		// behind for a second during the storm; nexio's default
+		// WriteTimeout is 10 s, so both get the same.
+		WriteTimeout: 10 * time.Second,
 	}))
 	mux.HandleFunc("POST /publish", func(w http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
