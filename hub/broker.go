@@ -14,7 +14,11 @@ import (
 // publishes it; the Broker hands it to the other nodes, never back to the
 // node that published it, so nothing is delivered twice.
 type Broker interface {
-	// Open starts the broker for the node named node. deliver is called,
+	// Open starts the broker for the node named node. If the backend
+	// cannot be reached yet, Open returns an error wrapping
+	// ErrUnavailable and keeps trying in the background; any other error
+	// means the broker can never serve this Hub, and hub.New panics with
+	// it. deliver is called,
 	// one message at a time and in publication order per publisher, for
 	// each Envelope published by another node to a room this node has
 	// subscribed to, or addressed to any connection (Target set: the
@@ -116,7 +120,10 @@ type HistoryBroker interface {
 	// since means from the oldest kept message. History does not judge
 	// whether since can be honoured: when since is of another epoch, or
 	// older than the oldest kept message, it returns what it has and the
-	// Hub sees that the first entry does not follow since.
+	// Hub sees that the first entry does not follow since. The Hub may
+	// call History from within deliver (to fill a gap it noticed before
+	// delivering the next message), so History must not wait for
+	// deliver to return.
 	History(ctx context.Context, room string, since Position, limit int) ([]Entry, Position, error)
 }
 

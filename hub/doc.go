@@ -28,10 +28,13 @@
 // # Rooms and presence
 //
 // [Hub.Join] and [Hub.Leave] change membership; a connection leaves all its
-// rooms by itself when it ends. [Hub.Members], [Hub.Count], [Hub.Rooms] and
+// rooms by itself when it ends. Join may be called before Accept: a client
+// that has seen its 101 response has missed no broadcast, and a connection
+// refused before its handshake never shows as a member. [Hub.Members], [Hub.Count], [Hub.Rooms] and
 // [Hub.RoomCounts] describe this process; [Hub.Presence] describes every
 // node, with what [Options.Describe] shares of each member.
-// [Options.OnJoin] and [Options.OnLeave] report changes as they happen.
+// [Options.OnJoin] and [Options.OnLeave] report this node's changes as
+// they happen; [Options.OnPresence] reports every node's, with a Broker.
 //
 // # Delivery
 //
@@ -52,11 +55,23 @@
 // wsroute.Options.WriteTimeout (10 s by default) ends the member too.
 // Every drop and disconnect is counted in [Hub.Stats] and logged once.
 //
+// # History and recovery
+//
+// With [Options.History] set, each room keeps its newest messages, each
+// at a [Position] (an epoch and an offset 1, 2, 3 … assigned in one place).
+// [Hub.Publish] returns a message's position, [Options.Stamp] lets clients
+// see it, and [Hub.JoinFrom] joins a returning member from the last
+// position it got: it replays what it missed, then goes live, with no gap
+// and no duplicate, or says [Recovery].Recovered is false and replays
+// nothing. [Hub.History] lists what is kept. History is off by default and
+// then costs nothing.
+//
 // # Across processes
 //
 // With [Options.Broker] set, rooms span every process sharing the broker:
 // Broadcast, Except, SendTo and Presence work across nodes. The
-// hub/redisbroker package implements [Broker] on Redis.
+// hub/redisbroker package implements [Broker] on Redis. With History too,
+// the broker keeps the history and must implement [HistoryBroker].
 //
 // # Shutdown
 //

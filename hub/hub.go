@@ -3,6 +3,8 @@ package hub
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,16 +18,24 @@ import (
 // use. Create one with New and share it between routes.
 type Hub struct {
 	opts Options
+	hb   HistoryBroker // the broker, when it keeps the history (Options.History set)
 
-	// mu guards the room and member maps and every member's rooms. A
-	// broadcast holds it for reading while it enqueues, which is memory
-	// work only: no lock is ever held across a network write.
+	// mu guards the room, member and log maps and every member's rooms.
+	// A broadcast holds it for reading while it enqueues, which is memory
+	// work only: no lock is ever held across a network write. Lock order:
+	// mu, then a room's log or seq lock, then a member's mu.
 	mu      sync.RWMutex
 	rooms   map[string]*room
 	members map[*wsroute.Conn]*member
 	byID    map[string]*member
 	closed  bool
 	drained chan struct{} // closed when shut down and no member is left
+
+	// Memory history (Options.History without a Broker); see log.go.
+	epoch     string              // this hub's incarnation
+	logs      map[string]*roomLog // rooms with kept messages
+	logGen    uint64              // logs created, for their epochs
+	lastSweep int64               // when expired logs were last removed
 
 	writers sync.WaitGroup // member writers and slow-consumer closes
 	stats   counters
@@ -34,10 +44,26 @@ type Hub struct {
 type room struct {
 	members []*member
 	index   map[*member]int
+	held    int // members whose connection is not accepted yet
+
+	// With a HistoryBroker: the room's stream as this node delivered
+	// it, so that a duplicate is dropped and a gap is filled. seq
+	// orders deliveries of the room; pos is guarded by seq, or by h.mu
+	// held for writing.
+	seq sync.Mutex
+	pos Position // last delivered; zero Epoch: nothing delivered yet
 }
 
 // New returns a Hub. A nil opts means the defaults; invalid options panic
-// with a "hub: " message. With Options.Broker set, New opens the broker.
+// with a "hub: " message.
+//
+// With Options.Broker set, New opens the broker. If the broker's backend
+// cannot be reached yet (an error wrapping ErrUnavailable), New logs it
+// at ERROR and returns a Hub whose rooms stay local until the broker
+// connects, which it keeps trying to do by itself. Any other error from
+// Open means the broker can never serve this Hub (most often a Broker
+// given to two Hubs), and New panics with it: a Hub that silently never
+// hears other nodes is worse than a failed start.
 func New(opts *Options) *Hub {
 	h := &Hub{
 		opts:    opts.withDefaults(),
@@ -46,10 +72,24 @@ func New(opts *Options) *Hub {
 		byID:    make(map[string]*member),
 		drained: make(chan struct{}),
 	}
+	if h.opts.History.Size > 0 {
+		if h.opts.Broker != nil {
+			h.hb = h.opts.Broker.(HistoryBroker) // checked by withDefaults
+		} else {
+			var b [6]byte
+			rand.Read(b[:])
+			h.epoch = base64.RawURLEncoding.EncodeToString(b[:])
+			h.logs = make(map[string]*roomLog)
+		}
+	}
 	if b := h.opts.Broker; b != nil {
 		if err := b.Open(h.opts.Node, h.deliver); err != nil {
-			// The broker reconnects by itself; local rooms work meanwhile.
-			h.opts.Logger.Debug("hub: broker did not open; rooms stay local until it connects", "error", err)
+			if !errors.Is(err, ErrUnavailable) {
+				panic(fmt.Sprintf("hub: New: Options.Broker (%T) cannot serve this hub: %v "+
+					"(a Broker serves exactly one Hub: give each Hub its own, and do not reuse a closed one)", b, err))
+			}
+			h.opts.Logger.Error("hub: broker unavailable; rooms stay local to this node until it connects (it retries by itself)",
+				"node", h.opts.Node, "error", err)
 		}
 	}
 	return h
@@ -58,68 +98,165 @@ func New(opts *Options) *Hub {
 // Node returns this hub's node name, as other nodes see it.
 func (h *Hub) Node() string { return h.opts.Node }
 
-// Join adds an accepted connection to rooms. The connection leaves every
-// room by itself when it ends, however it ends.
+// Join adds a connection to rooms. The connection leaves every room by
+// itself when it ends, however it ends.
+//
+// Join may be called before Accept: membership then starts right away
+// but stays invisible until the handshake completes. Messages broadcast
+// meanwhile wait in the member's queue and go out once the connection is
+// accepted, so a client that has seen its 101 response has missed no
+// broadcast; OnJoin, OnPresence, Count, Members and Presence show the
+// member only from the handshake on. A connection refused, or closed
+// before it was accepted, leaves without ever having been shown.
 func (h *Hub) Join(c *wsroute.Conn, rooms ...string) error {
-	if c == nil || !c.Accepted() {
+	if c == nil || ended(c) {
 		return ErrConnClosed
 	}
-	select {
-	case <-c.Done():
-		return ErrConnClosed
-	default:
-	}
-	var pm Member
-	if h.opts.Broker != nil {
-		pm = h.describe(c) // user code: not under the lock
-	}
+	meta := h.metaFor(c)
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
 		return ErrClosed
 	}
-	m := h.members[c]
-	isNew := m == nil
-	if isNew {
-		m = &member{c: c, h: h}
-		h.members[c] = m
-		h.byID[c.ID()] = m
-		h.stats.members.Add(1)
-	}
-	var joined []string
+	m := h.memberLocked(c, meta)
 	for _, name := range rooms {
-		if slices.Contains(m.rooms, name) {
-			continue
-		}
-		r := h.rooms[name]
-		if r == nil {
-			r = &room{index: make(map[*member]int)}
-			h.rooms[name] = r
-			h.stats.rooms.Add(1)
-			if b := h.opts.Broker; b != nil {
-				b.Subscribe(name)
-			}
-		}
-		r.index[m] = len(r.members)
-		r.members = append(r.members, m)
-		m.rooms = append(m.rooms, name)
-		joined = append(joined, name)
-		if b := h.opts.Broker; b != nil {
-			h.brokerErr(b.AddMember(context.Background(), name, pm))
-		}
-	}
-	if isNew {
-		// Registered after the maps are filled: if the connection already
-		// ended, remove runs at once (on its own goroutine) and takes the
-		// member out again.
-		c.OnClose(func() { h.remove(m) })
+		h.joinLocked(m, name)
 	}
 	h.mu.Unlock()
-	h.announce(joined, m, true)
+	h.settle(m)
 	return nil
 }
 
-// Leave removes the connection from rooms.
+// ended reports whether c's connection is over.
+func ended(c *wsroute.Conn) bool {
+	select {
+	case <-c.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// metaFor runs Options.Describe, outside the hub's lock, for a
+// connection that is not a member yet, when something will show it.
+func (h *Hub) metaFor(c *wsroute.Conn) map[string]string {
+	if h.opts.Describe == nil || (h.opts.Broker == nil && h.opts.OnPresence == nil) {
+		return nil
+	}
+	h.mu.RLock()
+	known := h.members[c] != nil
+	h.mu.RUnlock()
+	if known {
+		return nil
+	}
+	return h.opts.Describe(c)
+}
+
+// memberLocked returns c's member, creating it on c's first join; h.mu
+// must be held for writing. A member lives as long as its connection,
+// whatever rooms it is in: it is registered with c once, so that room
+// switches cost nothing that outlives them.
+func (h *Hub) memberLocked(c *wsroute.Conn, meta map[string]string) *member {
+	if m := h.members[c]; m != nil {
+		return m
+	}
+	m := &member{c: c, h: h, meta: meta, active: c.Accepted()}
+	m.held = !m.active
+	h.members[c] = m
+	h.byID[c.ID()] = m
+	if !m.active {
+		// OnAccept runs after the 101 is written and before Accept
+		// returns. Join calls settle after this, which activates the
+		// member itself if Accept completed in between (from another
+		// goroutine) and the hook was registered too late to run.
+		c.OnAccept(func() { h.activate(m) })
+	}
+	// Registered after the maps are filled: if the connection already
+	// ended, remove runs at once (on its own goroutine) and takes the
+	// member out again.
+	c.OnClose(func() { h.remove(m) })
+	return m
+}
+
+// joinLocked adds m to room name; h.mu must be held for writing.
+func (h *Hub) joinLocked(m *member, name string) bool {
+	if slices.Contains(m.rooms, name) {
+		return false
+	}
+	r := h.rooms[name]
+	if r == nil {
+		r = &room{index: make(map[*member]int)}
+		h.rooms[name] = r
+		h.stats.rooms.Add(1)
+		if b := h.opts.Broker; b != nil {
+			b.Subscribe(name)
+		}
+	}
+	r.index[m] = len(r.members)
+	r.members = append(r.members, m)
+	m.rooms = append(m.rooms, name)
+	if !m.active {
+		r.held++
+		return true
+	}
+	if len(m.rooms) == 1 {
+		h.stats.members.Add(1)
+	}
+	h.shown(m, name, true)
+	return true
+}
+
+// shown tells the broker and the presence hooks that an accepted member
+// joined or left a room; h.mu must be held for writing, so that a
+// connection's changes reach the broker and its event queue in order.
+func (h *Hub) shown(m *member, name string, joined bool) {
+	if b := h.opts.Broker; b != nil {
+		if joined {
+			h.brokerErr(b.AddMember(context.Background(), name, m.presence()))
+		} else {
+			h.brokerErr(b.RemoveMember(context.Background(), name, Member{ConnID: m.c.ID(), Node: h.opts.Node}))
+		}
+	}
+	if h.opts.OnJoin != nil || h.opts.OnLeave != nil || h.opts.OnPresence != nil {
+		m.mu.Lock()
+		m.events = append(m.events, event{room: name, joined: joined})
+		m.mu.Unlock()
+	}
+}
+
+// activate makes a member that joined before its handshake visible, and
+// lets its queued messages go, once the connection is accepted.
+func (h *Hub) activate(m *member) {
+	h.mu.Lock()
+	if h.members[m.c] != m || m.active {
+		h.mu.Unlock()
+		return
+	}
+	m.active = true
+	for _, name := range m.rooms {
+		h.rooms[name].held--
+		h.shown(m, name, true)
+	}
+	if len(m.rooms) > 0 {
+		h.stats.members.Add(1)
+	}
+	h.mu.Unlock()
+	m.release()
+	m.runEvents()
+}
+
+// settle finishes a change of m's membership outside the hub's lock: it
+// activates m if its connection was accepted while it was being
+// registered, and runs the presence hooks.
+func (h *Hub) settle(m *member) {
+	if !m.isActive() && m.c.Accepted() {
+		h.activate(m)
+	}
+	m.runEvents()
+}
+
+// Leave removes the connection from rooms. The connection stays known to
+// the hub (at no cost but its entry) and may join rooms again.
 func (h *Hub) Leave(c *wsroute.Conn, rooms ...string) {
 	h.mu.Lock()
 	m := h.members[c]
@@ -127,21 +264,11 @@ func (h *Hub) Leave(c *wsroute.Conn, rooms ...string) {
 		h.mu.Unlock()
 		return
 	}
-	var left []string
 	for _, name := range rooms {
-		if h.leaveLocked(m, name) {
-			left = append(left, name)
-		}
-	}
-	empty := len(m.rooms) == 0
-	if empty {
-		h.forgetLocked(m)
+		h.leaveLocked(m, name)
 	}
 	h.mu.Unlock()
-	if empty {
-		m.kill() // its OnClose registration finds it gone and does nothing
-	}
-	h.announce(left, m, false)
+	m.runEvents()
 }
 
 // remove takes a member out of every room when its connection ends.
@@ -152,13 +279,20 @@ func (h *Hub) remove(m *member) {
 		h.mu.Unlock()
 		return
 	}
-	left := slices.Clone(m.rooms)
-	for _, name := range left {
+	for _, name := range slices.Clone(m.rooms) {
 		h.leaveLocked(m, name)
 	}
-	h.forgetLocked(m)
+	delete(h.members, m.c)
+	delete(h.byID, m.c.ID())
+	if h.closed && len(h.members) == 0 {
+		select {
+		case <-h.drained:
+		default:
+			close(h.drained)
+		}
+	}
 	h.mu.Unlock()
-	h.announce(left, m, false)
+	m.runEvents()
 }
 
 // leaveLocked removes m from room name; h.mu must be held for writing.
@@ -168,10 +302,16 @@ func (h *Hub) leaveLocked(m *member, name string) bool {
 		return false
 	}
 	m.rooms = slices.Delete(m.rooms, i, i+1)
-	if b := h.opts.Broker; b != nil {
-		h.brokerErr(b.RemoveMember(context.Background(), name, Member{ConnID: m.c.ID(), Node: h.opts.Node}))
-	}
+	m.dropCatchup(name)
 	r := h.rooms[name]
+	if m.active {
+		h.shown(m, name, false)
+		if len(m.rooms) == 0 {
+			h.stats.members.Add(-1)
+		}
+	} else {
+		r.held--
+	}
 	i = r.index[m]
 	last := len(r.members) - 1
 	r.members[i] = r.members[last]
@@ -187,34 +327,6 @@ func (h *Hub) leaveLocked(m *member, name string) bool {
 		}
 	}
 	return true
-}
-
-func (h *Hub) forgetLocked(m *member) {
-	delete(h.members, m.c)
-	delete(h.byID, m.c.ID())
-	h.stats.members.Add(-1)
-	if h.closed && len(h.members) == 0 {
-		select {
-		case <-h.drained:
-		default:
-			close(h.drained)
-		}
-	}
-}
-
-// announce runs the presence hooks, outside the lock. The broker was
-// told under the lock, so that a join and a leave reach it in order.
-func (h *Hub) announce(rooms []string, m *member, joined bool) {
-	hook := h.opts.OnLeave
-	if joined {
-		hook = h.opts.OnJoin
-	}
-	if hook == nil {
-		return
-	}
-	for _, r := range rooms {
-		hook(r, m.c)
-	}
 }
 
 func (h *Hub) brokerErr(err error) {
@@ -245,12 +357,34 @@ func Except(c *wsroute.Conn) BroadcastOption { return BroadcastOption{except: c,
 // node.
 func ExceptID(connID string) BroadcastOption { return BroadcastOption{exceptID: connID} }
 
+func mergeOptions(opts []BroadcastOption) BroadcastOption {
+	var o BroadcastOption
+	for _, opt := range opts {
+		if opt.except != nil {
+			o.except = opt.except
+		}
+		if opt.exceptID != "" {
+			o.exceptID = opt.exceptID
+		}
+	}
+	return o
+}
+
+// skip reports whether o leaves m out.
+func (o BroadcastOption) skip(m *member) bool {
+	return m.c == o.except || (o.exceptID != "" && o.except == nil && m.c.ID() == o.exceptID)
+}
+
 // Broadcast sends a message to every member of room, on every node. It
 // never blocks on a client: each local member gets the message in its
 // bounded queue, and a full queue applies Options.SlowConsumer. Messages
 // to one member arrive in the order they were broadcast. data is copied,
 // once. The error is ErrClosed, or wraps ErrPublish when other nodes
 // could not be reached (local members were served).
+//
+// With Options.History, Broadcast is Publish without the position: the
+// message is kept in the room's history, and with a broker an error
+// wraps ErrNotStored instead (no member received it).
 func (h *Hub) Broadcast(ctx context.Context, room string, typ wsroute.MessageType, data []byte, opts ...BroadcastOption) error {
 	return h.broadcast(ctx, room, typ, bytes.Clone(data), opts)
 }
@@ -271,14 +405,10 @@ func (h *Hub) BroadcastJSON(ctx context.Context, room string, v any, opts ...Bro
 }
 
 func (h *Hub) broadcast(ctx context.Context, room string, typ wsroute.MessageType, data []byte, opts []BroadcastOption) error {
-	var o BroadcastOption
-	for _, opt := range opts {
-		if opt.except != nil {
-			o.except = opt.except
-		}
-		if opt.exceptID != "" {
-			o.exceptID = opt.exceptID
-		}
+	o := mergeOptions(opts)
+	if h.opts.History.Size > 0 {
+		_, err := h.publish(ctx, room, typ, data, o)
+		return err
 	}
 	if !h.local(room, typ, data, o) {
 		return ErrClosed
@@ -310,10 +440,10 @@ func (h *Hub) local(room string, typ wsroute.MessageType, data []byte, o Broadca
 		return true
 	}
 	for _, m := range r.members {
-		if m.c == o.except || (o.exceptID != "" && o.except == nil && m.c.ID() == o.exceptID) {
+		if o.skip(m) {
 			continue
 		}
-		m.enqueue(msg)
+		m.enqueue(room, Position{}, msg)
 	}
 	return true
 }
@@ -327,7 +457,7 @@ func (h *Hub) SendTo(ctx context.Context, connID string, typ wsroute.MessageType
 	closed := h.closed
 	m := h.byID[connID]
 	if m != nil && !closed {
-		m.enqueue(wsroute.Message{Type: typ, Data: data})
+		m.enqueue("", Position{}, wsroute.Message{Type: typ, Data: data})
 	}
 	h.mu.RUnlock()
 	switch {
@@ -349,8 +479,24 @@ func (h *Hub) SendTo(ctx context.Context, connID string, typ wsroute.MessageType
 	return fmt.Errorf("%w: %w", ErrPublish, err)
 }
 
-// deliver takes a message from another node.
+// deliver takes a message or a presence change from the broker.
 func (h *Hub) deliver(e Envelope) {
+	if e.Presence != nil {
+		if f := h.opts.OnPresence; f != nil && e.Origin != h.opts.Node {
+			f(e.Room, *e.Presence)
+		}
+		return
+	}
+	if h.hb != nil && e.Room != "" && !e.Position.IsZero() {
+		// A stored message comes back to the node that appended it
+		// too: that is how its local members get it, in the store's
+		// order.
+		if e.Origin != h.opts.Node {
+			h.stats.received.Add(1)
+		}
+		h.deliverStored(e, true)
+		return
+	}
 	if e.Origin == h.opts.Node {
 		return
 	}
@@ -358,7 +504,7 @@ func (h *Hub) deliver(e Envelope) {
 	if e.Target != "" {
 		h.mu.RLock()
 		if m := h.byID[e.Target]; m != nil && !h.closed {
-			m.enqueue(wsroute.Message{Type: e.Type, Data: e.Data})
+			m.enqueue("", Position{}, wsroute.Message{Type: e.Type, Data: e.Data})
 		}
 		h.mu.RUnlock()
 		return
@@ -374,9 +520,11 @@ func (h *Hub) Members(room string) []*wsroute.Conn {
 	if r == nil {
 		return nil
 	}
-	out := make([]*wsroute.Conn, len(r.members))
-	for i, m := range r.members {
-		out[i] = m.c
+	out := make([]*wsroute.Conn, 0, len(r.members)-r.held)
+	for _, m := range r.members {
+		if m.active {
+			out = append(out, m.c)
+		}
 	}
 	return out
 }
@@ -386,7 +534,7 @@ func (h *Hub) Count(room string) int {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if r := h.rooms[room]; r != nil {
-		return len(r.members)
+		return len(r.members) - r.held
 	}
 	return 0
 }
@@ -395,8 +543,10 @@ func (h *Hub) Count(room string) int {
 func (h *Hub) Rooms() []string {
 	h.mu.RLock()
 	out := make([]string, 0, len(h.rooms))
-	for name := range h.rooms {
-		out = append(out, name)
+	for name, r := range h.rooms {
+		if len(r.members) > r.held {
+			out = append(out, name)
+		}
 	}
 	h.mu.RUnlock()
 	slices.Sort(out)
@@ -409,7 +559,9 @@ func (h *Hub) RoomCounts() map[string]int {
 	defer h.mu.RUnlock()
 	out := make(map[string]int, len(h.rooms))
 	for name, r := range h.rooms {
-		out[name] = len(r.members)
+		if n := len(r.members) - r.held; n > 0 {
+			out[name] = n
+		}
 	}
 	return out
 }

@@ -3,8 +3,14 @@ package hub_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
+	"net/http"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -374,15 +380,174 @@ func ioFull(br *bufio.Reader, p []byte) (int, error) {
 	return n, nil
 }
 
-func TestJoinRefusesUnacceptedConn(t *testing.T) {
+// TestJoinBeforeAccept: a handler that joins before Accept. A broadcast
+// sent as soon as the client's dial returns (no sleep, no wait on the
+// server) reaches it: membership started with the handshake.
+func TestJoinBeforeAccept(t *testing.T) {
 	t.Parallel()
-	h := hub.New(nil)
-	errs := make(chan error, 1)
+	var joins atomic.Int64
+	h := hub.New(&hub.Options{OnJoin: func(string, *wsroute.Conn) { joins.Add(1) }})
+	defer h.Shutdown(context.Background())
 	hs := newHTTPServer(t, wsroute.Handle(func(ctx context.Context, c *wsroute.Conn) error {
-		errs <- h.Join(c, "r")
-		return c.Reject(403, "")
+		if err := h.Join(c, "r"); err != nil {
+			return err
+		}
+		if slices.Contains(h.Members("r"), c) {
+			return errors.New("a member shown before its handshake")
+		}
+		if err := c.Accept(ctx); err != nil {
+			return err
+		}
+		_, err := c.ReceiveText(ctx)
+		return err
 	}))
-	websocket.Dial(testutil.Ctx(t), "ws"+strings.TrimPrefix(hs.URL, "http"), nil)
-	testutil.Equal(t, <-errs, hub.ErrConnClosed)
-	testutil.NoErr(t, h.Shutdown(context.Background()))
+	url := "ws" + strings.TrimPrefix(hs.URL, "http")
+	for i := range 30 {
+		c, _, err := websocket.Dial(testutil.Ctx(t), url, nil)
+		testutil.NoErr(t, err)
+		testutil.NoErr(t, h.BroadcastText(context.Background(), "r", fmt.Sprint("right away ", i)))
+		testutil.Equal(t, read(t, c), fmt.Sprint("right away ", i))
+		c.Close(websocket.StatusNormalClosure, "")
+	}
+	testutil.Eventually(t, func() bool { return h.Count("r") == 0 }, "members did not leave")
+	testutil.Equal(t, joins.Load(), int64(30))
+}
+
+// TestJoinThenRefused: a connection that joined before its handshake and
+// was then refused never shows in the room, in the presence hooks or in
+// the stats, and leaves by itself.
+func TestJoinThenRefused(t *testing.T) {
+	t.Parallel()
+	var events atomic.Int64
+	h := hub.New(&hub.Options{
+		OnJoin:     func(string, *wsroute.Conn) { events.Add(1) },
+		OnLeave:    func(string, *wsroute.Conn) { events.Add(1) },
+		OnPresence: func(string, hub.PresenceEvent) { events.Add(1) },
+	})
+	defer h.Shutdown(context.Background())
+	handlerDone := make(chan error, 1)
+	hs := newHTTPServer(t, wsroute.Handle(func(ctx context.Context, c *wsroute.Conn) error {
+		err := h.Join(c, "r")
+		if err == nil {
+			// A broadcast meets the member that is not shown yet.
+			err = h.BroadcastText(ctx, "r", "not for you")
+		}
+		if err == nil && h.Count("r") != 0 {
+			err = errors.New("refused member counted")
+		}
+		handlerDone <- err
+		return c.Reject(http.StatusForbidden, "no")
+	}))
+	_, resp, err := websocket.Dial(testutil.Ctx(t), "ws"+strings.TrimPrefix(hs.URL, "http"), nil)
+	testutil.Check(t, err != nil, "a refused dial succeeded")
+	testutil.Equal(t, resp.StatusCode, http.StatusForbidden)
+	testutil.NoErr(t, <-handlerDone)
+	testutil.Eventually(t, func() bool { return h.Stats().Rooms == 0 }, "refused member still in a room: %+v", h.Stats())
+	pres, _ := h.Presence(context.Background(), "r")
+	testutil.Equal(t, len(pres), 0)
+	testutil.Equal(t, h.Stats().Members, 0)
+	testutil.Equal(t, events.Load(), int64(0))
+}
+
+// TestRoomSwitchesDoNotLeak: 10,000 Leave→Join switches on one
+// connection keep nothing: the member is registered with the connection
+// once, not once per switch. Not parallel: it measures the heap.
+func TestRoomSwitchesDoNotLeak(t *testing.T) {
+	const switches = 10000
+	var joins, leaves atomic.Int64
+	h := hub.New(&hub.Options{
+		OnJoin:  func(string, *wsroute.Conn) { joins.Add(1) },
+		OnLeave: func(string, *wsroute.Conn) { leaves.Add(1) },
+	})
+	defer h.Shutdown(context.Background())
+	grown := make(chan int64, 1)
+	hs := newHTTPServer(t, wsroute.Handle(func(ctx context.Context, c *wsroute.Conn) error {
+		if err := c.Accept(ctx); err != nil {
+			return err
+		}
+		if err := h.Join(c, "a"); err != nil {
+			return err
+		}
+		before := heapInUse()
+		for range switches {
+			h.Leave(c, "a")
+			if err := h.Join(c, "a"); err != nil {
+				return err
+			}
+		}
+		grown <- heapInUse() - before
+		_, err := c.ReceiveText(ctx)
+		return err
+	}))
+	c, _, err := websocket.Dial(testutil.Ctx(t), "ws"+strings.TrimPrefix(hs.URL, "http"), nil)
+	testutil.NoErr(t, err)
+	g := <-grown
+	t.Logf("heap grew by %d bytes over %d switches", g, switches)
+	testutil.Check(t, g < switches*16, "heap grew by %d bytes over %d room switches: something is kept per switch", g, switches)
+	c.Close(websocket.StatusNormalClosure, "")
+	testutil.Eventually(t, func() bool { return leaves.Load() == switches+1 }, "leaves: %d", leaves.Load())
+	testutil.Equal(t, joins.Load(), int64(switches+1))
+	testutil.Equal(t, h.Stats().Members, 0)
+}
+
+func heapInUse() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}
+
+// openErrBroker is a Broker whose Open fails with err; it is never
+// used past New.
+type openErrBroker struct {
+	hub.Broker
+	err error
+}
+
+func (b openErrBroker) Open(string, func(hub.Envelope)) error { return b.err }
+func (b openErrBroker) Close() error                          { return nil }
+
+// TestNewWithBrokerThatCannotOpen: a broker that can never serve the hub
+// (opened twice) makes New panic with an actionable message; one whose
+// backend is down for now is logged at ERROR, and the hub starts.
+func TestNewWithBrokerThatCannotOpen(t *testing.T) {
+	t.Parallel()
+	func() {
+		defer func() {
+			p := recover()
+			testutil.Check(t, p != nil, "New did not panic")
+			msg := fmt.Sprint(p)
+			testutil.Check(t, strings.Contains(msg, "already open") && strings.Contains(msg, "each Hub its own"), "panic: %s", msg)
+		}()
+		hub.New(&hub.Options{Broker: openErrBroker{err: errors.New("somebroker: broker is already open")}})
+	}()
+
+	var logs strings.Builder
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
+	h := hub.New(&hub.Options{Logger: logger, Broker: openErrBroker{err: fmt.Errorf("somebroker: down: %w", hub.ErrUnavailable)}})
+	defer h.Shutdown(context.Background())
+	mu.Lock()
+	defer mu.Unlock()
+	testutil.Check(t, strings.Contains(logs.String(), "level=ERROR") && strings.Contains(logs.String(), "somebroker: down"), "log: %s", logs.String())
+
+	// History with a broker that keeps none: a panic that says so.
+	func() {
+		defer func() {
+			p := recover()
+			testutil.Check(t, p != nil && strings.Contains(fmt.Sprint(p), "HistoryBroker"), "panic: %v", p)
+		}()
+		hub.New(&hub.Options{History: hub.History{Size: 10}, Broker: openErrBroker{}})
+	}()
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

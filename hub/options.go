@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/nexio-go/nexio/wsroute"
 )
@@ -80,6 +81,36 @@ type Options struct {
 	// Defaults to nil.
 	OnEnqueue func(queued int)
 
+	// History keeps each room's recent messages, so that a member that
+	// blinks can get what it missed (JoinFrom) and a late joiner can read
+	// the past (Hub.History). With a Broker, the broker keeps it and must
+	// implement HistoryBroker. Defaults to the zero History: off, nothing
+	// kept, and broadcasts cost what they cost without it.
+	History History
+
+	// Stamp, when set, builds what members receive from what was
+	// published, knowing the message's Position: typically it adds the
+	// position to the payload so that clients can resume from it. It runs
+	// once per message (not once per member) and again for each message
+	// replayed from a broker's store, so it must be a pure function of its
+	// arguments: a replayed message then reaches its client byte-identical
+	// to its live delivery. It runs with the room's order held (the
+	// room's next message waits for it): it must be cheap and must not
+	// call the Hub. It is used only with History on. Defaults to nil: data
+	// unchanged.
+	Stamp func(room string, pos Position, typ wsroute.MessageType, data []byte) (wsroute.MessageType, []byte)
+
+	// OnPresence, when set, is called for each member joining or leaving
+	// a room: this node's members (once accepted, never for a connection
+	// refused before its handshake completed) and, with a Broker, other
+	// nodes' members as their nodes report them, including the leave of
+	// a member whose node died and whose presence expired. For one
+	// connection of this node, events come in the order they happened (a
+	// join before its leave); other nodes' events come in the broker's
+	// order, on the broker's delivery goroutine. It must not block.
+	// Defaults to nil.
+	OnPresence func(room string, e PresenceEvent)
+
 	// Logger receives the hub's logs: slow consumers, write failures,
 	// broker errors. Defaults to slog.Default().
 	Logger *slog.Logger
@@ -88,6 +119,7 @@ type Options struct {
 const (
 	defaultQueueMessages = 256
 	defaultQueueBytes    = 1 << 20
+	defaultHistoryTTL    = 10 * time.Minute
 )
 
 func (o *Options) withDefaults() Options {
@@ -100,6 +132,22 @@ func (o *Options) withDefaults() Options {
 	}
 	if c.SlowConsumer < Disconnect || c.SlowConsumer > DropOldest {
 		panic(fmt.Sprintf("hub: Options.SlowConsumer: unknown policy %d", int(c.SlowConsumer)))
+	}
+	if c.History.Size < 0 {
+		panic("hub: Options.History.Size must not be negative (0 turns history off)")
+	}
+	if c.History.Size == 0 && c.History.TTL != 0 {
+		panic("hub: Options.History.TTL is set but History.Size is 0, so no history would be kept: set Size (messages kept per room)")
+	}
+	if c.History.Size > 0 && c.History.TTL == 0 {
+		c.History.TTL = defaultHistoryTTL
+	}
+	if c.History.Size > 0 && c.Broker != nil {
+		if _, ok := c.Broker.(HistoryBroker); !ok {
+			panic(fmt.Sprintf("hub: Options.History is set but Options.Broker (%T) does not keep history: "+
+				"with a broker, history lives in the broker's store; use a broker that implements hub.HistoryBroker "+
+				"(redisbroker, natsbroker) or leave Options.History zero", c.Broker))
+		}
 	}
 	if c.QueueMessages == 0 {
 		c.QueueMessages = defaultQueueMessages

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -9,26 +10,40 @@ import (
 )
 
 // member is one connection's presence in the hub: the rooms it is in and
-// its outbound queue.
+// its outbound queue. It exists from the connection's first Join until
+// the connection ends, whatever rooms it is in meanwhile.
 //
 // The queue is bounded by Options.QueueMessages and QueueBytes. Its
 // writer goroutine (run) exists only while messages are queued: the first
 // enqueue into an empty, idle queue starts it, and it ends when it finds
 // the queue empty. An idle member therefore costs no goroutine, and keeps
-// at most a small buffer (keepQueue slots, 512 bytes). The writer hands everything queued to the socket at once
-// with Conn.SendBatch: one system call for a burst, each message still
-// its own frame, in the order enqueued.
+// at most a small buffer (keepQueue slots, 512 bytes). The writer hands
+// everything queued to the socket at once with Conn.SendBatch: one system
+// call for a burst, each message still its own frame, in the order
+// enqueued.
 type member struct {
-	c     *wsroute.Conn
-	h     *Hub
-	rooms []string // guarded by h.mu; usually one
+	c      *wsroute.Conn
+	h      *Hub
+	meta   map[string]string // what Options.Describe shares, when shown anywhere
+	rooms  []string          // guarded by h.mu; usually one
+	active bool              // guarded by h.mu: accepted, so shown in presence
 
 	warned atomic.Bool // a drop was logged for this member
 
-	mu      sync.Mutex
-	q       *queue
-	running bool // a writer goroutine owns the socket side
-	dead    bool // slow, failed or gone: enqueue drops
+	mu       sync.Mutex
+	q        *queue
+	running  bool       // a writer goroutine owns the socket side
+	held     bool       // not accepted yet: messages wait, no writer runs
+	dead     bool       // slow, failed or gone: enqueue drops
+	catchups []*catchup // rooms whose past is being handed over (history.go)
+	events   []event    // presence changes not yet told to the hooks
+	telling  bool       // a goroutine is running the hooks for events
+}
+
+// event is a join or leave of an accepted member, for the hooks.
+type event struct {
+	room   string
+	joined bool
 }
 
 // queue is a member's pending messages. Queues are pooled: a member keeps
@@ -52,27 +67,44 @@ func putQueue(q *queue) {
 	}
 }
 
+// full reports whether the queue has no room for a message of n bytes.
+// An empty queue always has room.
+func (h *Hub) full(q *queue, n int) bool {
+	l := len(q.msgs)
+	return l > 0 && (l >= h.opts.QueueMessages || q.bytes+n > h.opts.QueueBytes)
+}
+
 // enqueue queues msg for the member, applying the slow-consumer policy
-// when the queue is full. It never blocks on the network.
-func (m *member) enqueue(msg wsroute.Message) {
+// when the queue is full. It never blocks on the network. room is the
+// room msg is broadcast to ("" for SendTo) and pos its position (zero
+// without history): a room whose past is being handed over to the member
+// holds its live messages behind the replay.
+func (m *member) enqueue(room string, pos Position, msg wsroute.Message) {
 	h := m.h
 	m.mu.Lock()
 	if m.dead {
 		m.mu.Unlock()
 		return
 	}
+	if m.catchups != nil && room != "" {
+		if cu := m.catchupFor(room); cu != nil {
+			m.hold(cu, pos, msg)
+			m.mu.Unlock()
+			return
+		}
+	}
 	if m.q == nil {
 		m.q = queues.Get().(*queue)
 	}
 	q := m.q
-	if n := len(q.msgs); n > 0 && (n >= h.opts.QueueMessages || q.bytes+len(msg.Data) > h.opts.QueueBytes) {
+	if h.full(q, len(msg.Data)) {
 		switch h.opts.SlowConsumer {
 		case DropNewest:
 			m.mu.Unlock()
 			h.dropped(m)
 			return
 		case DropOldest:
-			for len(q.msgs) > 0 && (len(q.msgs) >= h.opts.QueueMessages || q.bytes+len(msg.Data) > h.opts.QueueBytes) {
+			for h.full(q, len(msg.Data)) {
 				q.bytes -= len(q.msgs[0].Data)
 				copy(q.msgs, q.msgs[1:])
 				q.msgs[len(q.msgs)-1] = wsroute.Message{}
@@ -80,10 +112,8 @@ func (m *member) enqueue(msg wsroute.Message) {
 				h.dropped(m)
 			}
 		default: // Disconnect
-			m.dead = true
-			m.q = nil
+			m.dieLocked()
 			m.mu.Unlock()
-			putQueue(q)
 			h.slowConsumer(m)
 			return
 		}
@@ -93,12 +123,35 @@ func (m *member) enqueue(msg wsroute.Message) {
 	if f := h.opts.OnEnqueue; f != nil {
 		f(len(q.msgs))
 	}
-	if !m.running {
-		m.running = true
-		h.writers.Add(1)
-		go m.run()
-	}
+	m.startLocked()
 	m.mu.Unlock()
+}
+
+// startLocked starts the writer if there is something for it to do and
+// nothing stops it; m.mu must be held.
+func (m *member) startLocked() {
+	if m.running || m.held || m.dead {
+		return
+	}
+	if (m.q == nil || len(m.q.msgs) == 0) && !m.ready() {
+		return
+	}
+	m.running = true
+	m.h.writers.Add(1)
+	go m.run()
+}
+
+// dieLocked marks the member dead and drops what it holds; m.mu must be
+// held.
+func (m *member) dieLocked() {
+	m.dead = true
+	m.catchups = nil
+	if !m.running && m.q != nil {
+		putQueue(m.q)
+	}
+	if !m.running {
+		m.q = nil
+	}
 }
 
 // run is the member's writer. It owns the queue it takes; it ends when
@@ -110,6 +163,12 @@ func (m *member) run() {
 	var spare *queue
 	for {
 		m.mu.Lock()
+		if !m.dead && m.ready() {
+			if m.q == nil {
+				m.q = queues.Get().(*queue)
+			}
+			m.refill()
+		}
 		q := m.q
 		if m.dead || q == nil || len(q.msgs) == 0 {
 			m.running = false
@@ -134,7 +193,7 @@ func (m *member) run() {
 		err := m.c.SendBatch(context.Background(), q.msgs)
 		if err != nil {
 			m.mu.Lock()
-			m.dead = true
+			m.dieLocked()
 			m.mu.Unlock()
 			h.writeFailed(m, err)
 		} else {
@@ -151,15 +210,60 @@ func (m *member) run() {
 // kill marks the member dead and drops its queue.
 func (m *member) kill() {
 	m.mu.Lock()
-	m.dead = true
-	q := m.q
-	if !m.running {
-		m.q = nil
-	} else {
-		q = nil // the writer will find it dead and release it
-	}
+	m.dieLocked()
 	m.mu.Unlock()
-	if q != nil {
-		putQueue(q)
+}
+
+// release lets the messages of a member that joined before its
+// handshake go, now that it is accepted.
+func (m *member) release() {
+	m.mu.Lock()
+	m.held = false
+	m.startLocked()
+	m.mu.Unlock()
+}
+
+// isActive reports whether the member is shown (accepted).
+func (m *member) isActive() bool {
+	m.h.mu.RLock()
+	defer m.h.mu.RUnlock()
+	return m.active
+}
+
+// presence describes the member for presence lists and events.
+func (m *member) presence() Member {
+	return Member{ConnID: m.c.ID(), Node: m.h.opts.Node, Meta: m.meta}
+}
+
+// runEvents tells the hooks about the member's presence changes, in the
+// order they happened, outside the hub's lock. Changes of one member
+// made on several goroutines are told by whichever gets here first, all
+// of them in order; a hook that changes the member's rooms again adds to
+// the list being told, so it cannot deadlock.
+func (m *member) runEvents() {
+	h := m.h
+	m.mu.Lock()
+	if m.telling || len(m.events) == 0 {
+		m.mu.Unlock()
+		return
 	}
+	m.telling = true
+	for len(m.events) > 0 {
+		e := m.events[0]
+		m.events = slices.Delete(m.events, 0, 1)
+		m.mu.Unlock()
+		if e.joined && h.opts.OnJoin != nil {
+			h.opts.OnJoin(e.room, m.c)
+		}
+		if !e.joined && h.opts.OnLeave != nil {
+			h.opts.OnLeave(e.room, m.c)
+		}
+		if f := h.opts.OnPresence; f != nil {
+			f(e.room, PresenceEvent{Joined: e.joined, Member: m.presence()})
+		}
+		m.mu.Lock()
+	}
+	m.events = nil
+	m.telling = false
+	m.mu.Unlock()
 }

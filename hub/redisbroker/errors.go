@@ -11,8 +11,9 @@ var (
 	// ErrUnavailable is returned (wrapped with Redis' own error) when
 	// Redis could not be reached. From Publish it means the message was
 	// not published: members on other nodes did not get it (the Hub
-	// served its local members regardless).
-	ErrUnavailable = errors.New("redisbroker: Redis is unavailable")
+	// served its local members regardless). It wraps hub.ErrUnavailable,
+	// which tells hub.New that the broker keeps trying by itself.
+	ErrUnavailable = fmt.Errorf("redisbroker: Redis is unavailable: %w", hub.ErrUnavailable)
 
 	// ErrTimeout is returned when Options.Timeout passed while Redis was
 	// handling the call: a message may or may not have been published.
