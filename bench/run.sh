@@ -66,4 +66,12 @@ else
 	echo "cross-node benchmark skipped or failed (is Redis on 127.0.0.1:6379?):" >&2
 	tail -5 "$redis_out" >&2
 fi
+# The cost of the observability middleware (wsmw/wsmetrics, wsmw/wsotel),
+# appended to the same report.
+if obs=$(bash observability.sh); then
+	{ echo; echo "$obs"; } >>../docs/benchmarks.md
+else
+	echo "observability benchmark failed" >&2
+	status=1
+fi
 exit "$status"
