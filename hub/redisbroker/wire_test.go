@@ -103,7 +103,7 @@ func TestDecodeEnvelopeRejects(t *testing.T) {
 	}{
 		{"empty", nil, "too short"},
 		{"one byte", []byte{2}, "too short"},
-		{"future version", append([]byte{3}, valid[1:]...), "unknown version 3"},
+		{"future version", append([]byte{4}, valid[1:]...), "unknown version 4"},
 		{"version 0", append([]byte{0}, valid[1:]...), "unknown version 0"},
 		{"JSON from another publisher", []byte(`{"room":"r"}`), "unknown version"},
 		{"unknown type", append([]byte{2, 9}, valid[2:]...), "unknown message type 9"},
@@ -128,7 +128,7 @@ func TestDecodeEnvelopeRejects(t *testing.T) {
 	for _, tc := range testCases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			_, _, err := decodeEnvelope(tc.p)
+			_, err := decodeMessage(tc.p)
 			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want ErrMalformed saying %q", err, tc.want)
 			}
@@ -202,4 +202,165 @@ func TestSequenceNumberOffset(t *testing.T) {
 	if n, _ := binary.Uvarint(p[10:]); n != 300 {
 		t.Fatalf("sequence number %d", n)
 	}
+}
+
+// Version 3: messages of rooms with history, with their position, and
+// presence changes, survive a round trip; a stored message reads back
+// with the position it is given.
+func TestVersion3RoundTrip(t *testing.T) {
+	t.Parallel()
+	msgs := []hub.Envelope{
+		{Origin: "n", Room: "lobby", Type: wsroute.MessageText, Data: []byte("hi"), Position: hub.Position{Epoch: "0005f3a1b2c3d4.abc", Offset: 1}},
+		{Origin: "n:1", Room: "a{b}", Except: "c", Type: wsroute.MessageBinary, Data: []byte{0, 1, 0xff}, Position: hub.Position{Epoch: "e", Offset: math.MaxUint64}},
+		{Origin: "n", Room: "r", Type: wsroute.MessageText, Position: hub.Position{Epoch: "e", Offset: 300}},
+	}
+	for _, e := range msgs {
+		m, err := decodeMessage(appendHistoryMessage(nil, e))
+		if err != nil {
+			t.Fatalf("decode %+v: %v", e, err)
+		}
+		if !sameEnvelope(m.e, e) || m.e.Position != e.Position || m.e.Presence != nil {
+			t.Fatalf("got %+v, want %+v", m.e, e)
+		}
+		stored := append(historyHead(e), historyBody(e)...)
+		got, err := decodeEntry(stored, e.Position)
+		if err != nil || !sameEnvelope(got, e) || got.Position != e.Position {
+			t.Fatalf("stored form: got %+v %v, want %+v", got, err, e)
+		}
+	}
+	for _, here := range []bool{false, true} {
+		for _, ev := range []hub.PresenceEvent{
+			{Joined: true, Member: hub.Member{ConnID: "c1", Node: "A", Meta: map[string]string{"name": "Ann", "": "é"}}},
+			{Joined: false, Member: hub.Member{ConnID: "c2", Node: "A"}},
+		} {
+			if here && !ev.Joined {
+				continue
+			}
+			m, err := decodeMessage(appendPresence(nil, "A", "room", "inst1", ev, here))
+			if err != nil {
+				t.Fatalf("decode %+v: %v", ev, err)
+			}
+			p := m.e.Presence
+			if p == nil || m.e.Origin != "A" || m.e.Room != "room" || m.inst != "inst1" || m.here != here ||
+				p.Joined != ev.Joined || p.Member.ConnID != ev.Member.ConnID || p.Member.Node != "A" || len(p.Member.Meta) != len(ev.Member.Meta) {
+				t.Fatalf("got %+v %+v, want %+v", m, p, ev)
+			}
+			for k, v := range ev.Member.Meta {
+				if p.Member.Meta[k] != v {
+					t.Fatalf("meta %q: %q, want %q", k, p.Member.Meta[k], v)
+				}
+			}
+		}
+	}
+}
+
+func TestDecodeVersion3Rejects(t *testing.T) {
+	t.Parallel()
+	e := hub.Envelope{Origin: "n", Room: "r", Type: wsroute.MessageText, Data: []byte("d"), Position: hub.Position{Epoch: "e", Offset: 7}}
+	valid := appendHistoryMessage(nil, e)
+	pres := appendPresence(nil, "n", "r", "i", hub.PresenceEvent{Joined: true, Member: hub.Member{ConnID: "c", Node: "n"}}, false)
+	testCases := []struct {
+		name string
+		p    []byte
+		want string
+	}{
+		{"one byte", []byte{3}, "too short"},
+		{"unknown kind", []byte{3, 9, 0}, "unknown kind 9"},
+		{"no epoch", []byte{3, 1}, "bad length of epoch"},
+		{"empty epoch", []byte{3, 1, 0, 1, 1, 'n', 1, 'r', 0}, "empty epoch"},
+		{"offset 0", []byte{3, 1, 1, 'e', 0, 1, 'n', 1, 'r', 0}, "offset 0"},
+		{"no room", appendHistoryMessage(nil, hub.Envelope{Origin: "n", Position: hub.Position{Epoch: "e", Offset: 1}}), "without origin or room"},
+		{"truncated message", valid[:6], "longer"},
+		{"truncated presence", pres[:len(pres)-1], "bad number of metadata pairs"},
+		{"trailing bytes after presence", append(append([]byte(nil), pres...), 0), "bytes after"},
+		{"too many metadata pairs", append(append([]byte(nil), pres[:len(pres)-1]...), 100), "metadata pairs"},
+		{"presence without connection", appendPresence(nil, "n", "r", "i", hub.PresenceEvent{Member: hub.Member{Node: "n"}}, false), "without origin"},
+	}
+	for _, tc := range testCases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := decodeMessage(tc.p)
+			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want ErrMalformed saying %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := decodeEntry([]byte{2, 1, 1, 'n', 1, 'r', 0}, e.Position); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("a version-2 message read as a stored one: %v", err)
+	}
+}
+
+// FuzzDecodeMessage feeds the decoder of every version what any client
+// of the Redis server could publish on the broker's channels: it must
+// never panic, and what it accepts must survive a round trip.
+func FuzzDecodeMessage(f *testing.F) {
+	f.Add(appendHistoryMessage(nil, hub.Envelope{Origin: "n", Room: "lobby", Except: "c", Type: wsroute.MessageText, Data: []byte("hi"), Position: hub.Position{Epoch: "0005f3a1b2c3d4.abc", Offset: 42}}))
+	f.Add(appendPresence(nil, "n", "r", "i", hub.PresenceEvent{Joined: true, Member: hub.Member{ConnID: "c", Node: "n", Meta: map[string]string{"k": "v"}}}, false))
+	f.Add(appendPresence(nil, "n", "r", "i", hub.PresenceEvent{Member: hub.Member{ConnID: "c", Node: "n"}}, false))
+	f.Add(appendPresence(nil, "n", "r", "i", hub.PresenceEvent{Joined: true, Member: hub.Member{ConnID: "c", Node: "n"}}, true))
+	f.Add(appendEnvelope(nil, hub.Envelope{Origin: "n", Room: "r", Data: []byte("x")}, seqNo{stream: 1, n: 2}))
+	f.Add([]byte{3, 3, 1, 'n', 1, 'r', 1, 'i', 1, 'c', 1, 'n', 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		m, err := decodeMessage(p)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v does not wrap ErrMalformed", err)
+			}
+			return
+		}
+		var enc []byte
+		switch {
+		case p[0] != wireVersionV3:
+			return // FuzzDecodeEnvelope checks versions 1 and 2
+		case m.e.Presence != nil:
+			enc = appendPresence(nil, m.e.Origin, m.e.Room, m.inst, *m.e.Presence, m.here)
+		default:
+			enc = appendHistoryMessage(nil, m.e)
+		}
+		again, err := decodeMessage(enc)
+		if err != nil {
+			t.Fatalf("re-encoding %+v: %v", m, err)
+		}
+		if m.e.Presence != nil {
+			a, b := m.e.Presence, again.e.Presence
+			if b == nil || a.Joined != b.Joined || a.Member.ConnID != b.Member.ConnID || a.Member.Node != b.Member.Node ||
+				len(a.Member.Meta) != len(b.Member.Meta) || again.inst != m.inst || again.here != m.here {
+				t.Fatalf("round trip changed %+v into %+v", m, again)
+			}
+			return
+		}
+		if !sameEnvelope(again.e, m.e) || again.e.Position != m.e.Position {
+			t.Fatalf("round trip changed %+v into %+v", m.e, again.e)
+		}
+		stored := append(historyHead(m.e), historyBody(m.e)...)
+		if got, err := decodeEntry(stored, m.e.Position); err != nil || !sameEnvelope(got, m.e) {
+			t.Fatalf("stored form of %+v: %+v, %v", m.e, got, err)
+		}
+	})
+}
+
+// FuzzDecodeEntry feeds the decoder of stored messages what a stream
+// entry could hold (anyone may XADD to the key).
+func FuzzDecodeEntry(f *testing.F) {
+	e := hub.Envelope{Origin: "n", Room: "r", Except: "c", Type: wsroute.MessageBinary, Data: []byte{1, 2}}
+	f.Add(append(historyHead(e), historyBody(e)...))
+	f.Add([]byte{3, 1})
+	f.Add([]byte{3, 2, 0x80})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		pos := hub.Position{Epoch: "e", Offset: 1}
+		got, err := decodeEntry(p, pos)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v does not wrap ErrMalformed", err)
+			}
+			return
+		}
+		if got.Position != pos {
+			t.Fatalf("position %+v", got.Position)
+		}
+		again, err := decodeEntry(append(historyHead(got), historyBody(got)...), pos)
+		if err != nil || !sameEnvelope(again, got) {
+			t.Fatalf("round trip changed %+v into %+v (%v)", got, again, err)
+		}
+	})
 }
