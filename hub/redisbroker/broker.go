@@ -48,6 +48,7 @@ type Broker struct {
 	unsubs map[string]int      // unsubscribes sent and not yet confirmed
 	fresh  map[string]struct{} // channels subscribed anew: the receiver resets their numbering at the confirmation
 	pres   presence            // local members and what Redis has not been told yet
+	view   view                // other nodes' members this node's Hub was told of
 	calls  sync.WaitGroup      // Members calls in flight; Add under mu while open
 
 	subKick   chan struct{} // cap 1: want or redo changed
@@ -55,9 +56,19 @@ type Broker struct {
 	presKick  chan struct{} // cap 1: presence is dirty, or a heartbeat is due now
 	pubq      chan *pubReq  // bounded by pubQueue; see Publish
 
+	// History. notes and subAt are guarded by mu; hist and check are
+	// owned by the receiver goroutine.
+	notes   map[string]headNote     // room -> what History returned lately
+	subAt   map[string]time.Time    // room -> when Subscribe asked for it, until its confirmation
+	hist    map[string]hub.Position // room -> the last message of a room with history delivered
+	check   map[string]struct{}     // rooms whose history must be compared with Redis' (after a reconnect)
+	histTTL atomic.Int64            // the latest History.TTL given to Append, for epochs History starts
+
 	pubSeq  pubSeqs   // owned by the publisher goroutine
 	recvSeq recvSeqs  // owned by the receiver goroutine
 	lossLog time.Time // owned by the receiver goroutine: the last warning about lost messages
+
+	deliverMu sync.Mutex // held while calling deliver: one message at a time
 
 	wg sync.WaitGroup // the four goroutines started by Open
 
@@ -99,12 +110,16 @@ func New(client redis.UniversalClient, opts *Options) *Broker {
 		want:      make(map[string]struct{}),
 		unsubs:    make(map[string]int),
 		fresh:     make(map[string]struct{}),
+		subAt:     make(map[string]time.Time),
+		hist:      make(map[string]hub.Position),
+		check:     make(map[string]struct{}),
 		subKick:   make(chan struct{}, 1),
 		psChanged: make(chan struct{}, 1),
 		presKick:  make(chan struct{}, 1),
 		pubq:      make(chan *pubReq, pubQueue),
 	}
 	b.pres.init()
+	b.histTTL.Store(int64(defaultHistoryTTL))
 	b.cmdHealth = health{b: b, path: "commands", onDown: b.presKick}
 	b.subHealth = health{b: b, path: "subscription"}
 	b.outage.b = b
@@ -189,7 +204,11 @@ func (b *Broker) Close() error {
 func (b *Broker) Subscribe(room string) {
 	b.mu.Lock()
 	if b.state != stateClosed {
-		b.want[b.roomChannel(room)] = struct{}{}
+		ch := b.roomChannel(room)
+		if _, ok := b.want[ch]; !ok {
+			b.subAt[room] = time.Now()
+		}
+		b.want[ch] = struct{}{}
 	}
 	b.mu.Unlock()
 	kick(b.subKick)
@@ -200,6 +219,8 @@ func (b *Broker) Subscribe(room string) {
 func (b *Broker) Unsubscribe(room string) {
 	b.mu.Lock()
 	delete(b.want, b.roomChannel(room))
+	delete(b.subAt, room)
+	delete(b.view.rooms, room)
 	b.mu.Unlock()
 	kick(b.subKick)
 }

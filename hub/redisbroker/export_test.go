@@ -13,3 +13,8 @@ func EncodeForTest(e hub.Envelope, stream, n uint64) []byte {
 func EncodeV1ForTest(e hub.Envelope) []byte {
 	return appendBody(append([]byte(nil), wireVersionV1, wireType(e.Type)), e)
 }
+
+// EncodeEntryForTest returns e as a room's history stream keeps it.
+func EncodeEntryForTest(e hub.Envelope) []byte {
+	return append(historyHead(e), historyBody(e)...)
+}

@@ -29,7 +29,9 @@ type Options struct {
 	// PresenceTTL is how long this node's presence entries live in Redis
 	// without a heartbeat. Members of a node that stopped without
 	// cleaning up (killed, frozen, cut off) disappear from Members at
-	// most PresenceTTL after its last heartbeat. Defaults to 30s.
+	// most PresenceTTL after its last heartbeat, and the other nodes
+	// deliver their leaves within a Heartbeat after that. Defaults to 6s
+	// (leaves within 8s of a crash).
 	PresenceTTL time.Duration
 
 	// Heartbeat is how often the node refreshes its presence entries (and
@@ -79,7 +81,7 @@ func (m PubSubMode) String() string {
 const (
 	defaultPrefix      = "nexio"
 	defaultTimeout     = time.Second
-	defaultPresenceTTL = 30 * time.Second
+	defaultPresenceTTL = 6 * time.Second
 )
 
 // withDefaults returns a copy of o with the defaults filled in; invalid

@@ -9,9 +9,15 @@ import (
 func TestOptionsDefaults(t *testing.T) {
 	t.Parallel()
 	o := (*Options)(nil).withDefaults()
-	if o.Prefix != "nexio" || o.Timeout != time.Second || o.PresenceTTL != 30*time.Second ||
-		o.Heartbeat != 10*time.Second || o.PubSub != AutoPubSub || o.Logger == nil {
+	if o.Prefix != "nexio" || o.Timeout != time.Second || o.PresenceTTL != 6*time.Second ||
+		o.Heartbeat != 2*time.Second || o.PubSub != AutoPubSub || o.Logger == nil {
 		t.Fatalf("defaults: %+v", o)
+	}
+	// The members of a crashed node leave within 10s: their entries
+	// expire PresenceTTL after its last heartbeat, and every other node
+	// notices at its next heartbeat.
+	if o.PresenceTTL+o.Heartbeat > 10*time.Second {
+		t.Fatalf("defaults give leaves %v after a crash, want at most 10s", o.PresenceTTL+o.Heartbeat)
 	}
 	in := &Options{PresenceTTL: 3 * time.Second}
 	o = in.withDefaults()

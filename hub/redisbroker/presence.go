@@ -45,7 +45,9 @@ type presence struct {
 	conns        map[string]*connEntry
 	dirtyMembers map[memberKey]struct{}
 	dirtyConns   map[string]struct{}
-	beat         bool // a heartbeat is due now (after a reconnect)
+	beat         bool        // a heartbeat is due now (after a reconnect)
+	events       []presEvent // changes not yet published, in order
+	resyncAt     time.Time   // when to compare the view with Redis (after a reconnect); zero: not due
 }
 
 type connEntry struct {
@@ -87,6 +89,7 @@ func (b *Broker) AddMember(ctx context.Context, room string, m hub.Member) error
 		p.local[room] = rm
 	}
 	if _, in := rm[m.ConnID]; !in {
+		b.queueEventLocked(room, m, true, false)
 		e := p.conns[m.ConnID]
 		if e == nil {
 			e = &connEntry{node: m.Node}
@@ -113,7 +116,8 @@ func (b *Broker) RemoveMember(ctx context.Context, room string, m hub.Member) er
 	b.mu.Lock()
 	p := &b.pres
 	if rm := p.local[room]; rm != nil {
-		if _, in := rm[m.ConnID]; in {
+		if old, in := rm[m.ConnID]; in {
+			b.queueEventLocked(room, old, false, false)
 			delete(rm, m.ConnID)
 			if len(rm) == 0 {
 				delete(p.local, room)
@@ -218,6 +222,15 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
 end
 return 0`
 
+// decodeStored decodes a member's value in Redis.
+func decodeStored(conn, v string) (hub.Member, bool) {
+	var sm storedMember
+	if err := json.Unmarshal([]byte(v), &sm); err != nil || sm.Node == "" {
+		return hub.Member{}, false
+	}
+	return hub.Member{ConnID: conn, Node: sm.Node, Meta: sm.Meta}, true
+}
+
 // readMembers reads room's members from Redis with ctx, which is the
 // caller's context bounded by Options.Timeout.
 func (b *Broker) readMembers(caller, ctx context.Context, room string) ([]hub.Member, error) {
@@ -255,6 +268,12 @@ func (b *Broker) readMembers(caller, ctx context.Context, room string) ([]hub.Me
 	}
 	b.mu.Unlock()
 	var stale redis.Pipeliner
+	byInst := make(map[string][]hub.Member, len(cmds))
+	defer func() {
+		b.mu.Lock()
+		b.learnLocked(room, byInst)
+		b.mu.Unlock()
+	}()
 	for i, c := range cmds {
 		vals := c.Val()
 		if len(vals) == 0 {
@@ -266,12 +285,13 @@ func (b *Broker) readMembers(caller, ctx context.Context, room string) ([]hub.Me
 			continue
 		}
 		for conn, v := range vals {
-			var sm storedMember
-			if err := json.Unmarshal([]byte(v), &sm); err != nil || sm.Node == "" {
+			m, ok := decodeStored(conn, v)
+			if !ok {
 				b.stats.malformed.Add(1)
 				continue
 			}
-			out = append(out, hub.Member{ConnID: conn, Node: sm.Node, Meta: sm.Meta})
+			out = append(out, m)
+			byInst[names[i]] = append(byInst[names[i]], m)
 		}
 	}
 	if stale != nil {
@@ -325,6 +345,7 @@ func (b *Broker) runPresence() {
 		b.mu.Lock()
 		beat = beat || b.pres.beat
 		b.pres.beat = false
+		resync := !b.pres.resyncAt.IsZero() && !time.Now().Before(b.pres.resyncAt)
 		b.mu.Unlock()
 
 		var err error
@@ -333,6 +354,16 @@ func (b *Broker) runPresence() {
 		}
 		if err == nil {
 			err = b.flush()
+		}
+		if err == nil && beat {
+			err = b.expireDead()
+		}
+		if err == nil && resync {
+			if err = b.resync(); err == nil {
+				b.mu.Lock()
+				b.pres.resyncAt = time.Time{}
+				b.mu.Unlock()
+			}
 		}
 		if err != nil {
 			b.stats.presenceErrors.Add(1)
@@ -367,6 +398,7 @@ func (b *Broker) heartbeat() error {
 	defer cancel()
 	ttl := b.opts.PresenceTTL
 	pipe := b.client.Pipeline()
+	alive := pipe.PExpire(ctx, b.aliveKey(b.inst), ttl)
 	roomCmds := make([]*redis.BoolCmd, len(rooms))
 	for i, room := range rooms {
 		roomCmds[i] = pipe.PExpire(ctx, b.memberKey(b.inst, room), ttl)
@@ -384,6 +416,12 @@ func (b *Broker) heartbeat() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	p := &b.pres
+	if !alive.Val() {
+		// Redis lost this node's key (a restart), or this node was cut
+		// off long enough for the others to give its members up: the
+		// members are written again (below) and announced again.
+		b.reannounceLocked()
+	}
 	for i, c := range roomCmds {
 		if c.Val() {
 			continue
@@ -405,12 +443,12 @@ func (b *Broker) heartbeat() error {
 func (b *Broker) flush() error {
 	b.mu.Lock()
 	p := &b.pres
-	if len(p.dirtyMembers) == 0 && len(p.dirtyConns) == 0 {
+	if len(p.dirtyMembers) == 0 && len(p.dirtyConns) == 0 && len(p.events) == 0 {
 		b.mu.Unlock()
 		return nil
 	}
-	dm, dc := p.dirtyMembers, p.dirtyConns
-	p.dirtyMembers, p.dirtyConns = make(map[memberKey]struct{}), make(map[string]struct{})
+	dm, dc, events := p.dirtyMembers, p.dirtyConns, p.events
+	p.dirtyMembers, p.dirtyConns, p.events = make(map[memberKey]struct{}), make(map[string]struct{}), nil
 
 	// The commands are built under the lock from the current state, so
 	// that what is written is never older than what a later flush writes.
@@ -446,12 +484,19 @@ func (b *Broker) flush() error {
 			pipe.Del(ctx, b.connKey(conn))
 		}
 	}
+	if len(p.local) > 0 {
+		pipe.Set(ctx, b.aliveKey(b.inst), b.node, ttl)
+	}
+	// After the writes: a node that hears a join finds the member in
+	// Members.
+	b.publishEvents(ctx, pipe, events)
 	b.mu.Unlock()
 
 	if _, err := pipe.Exec(ctx); err != nil {
 		b.mu.Lock()
 		maps.Copy(p.dirtyMembers, dm)
 		maps.Copy(p.dirtyConns, dc)
+		p.events = append(events, p.events...)
 		b.mu.Unlock()
 		return err
 	}
@@ -477,9 +522,17 @@ func (b *Broker) removePresence() error {
 	for conn := range p.conns {
 		conns[conn] = struct{}{}
 	}
+	// The other nodes hear every leave: those not yet published, and one
+	// for each member still here.
+	events := p.events
+	for room, rm := range p.local {
+		for _, m := range rm {
+			events = append(events, presEvent{room: room, ev: hub.PresenceEvent{Member: m}})
+		}
+	}
 	p.init()
 	b.mu.Unlock()
-	if len(rooms)+len(conns) == 0 {
+	if len(rooms)+len(conns)+len(events) == 0 {
 		return nil
 	}
 	if b.cmdHealth.isDown.Load() || b.subHealth.isDown.Load() {
@@ -497,6 +550,8 @@ func (b *Broker) removePresence() error {
 	for conn := range conns {
 		pipe.Del(ctx, b.connKey(conn))
 	}
+	pipe.Del(ctx, b.aliveKey(b.inst))
+	b.publishEvents(ctx, pipe, events)
 	if _, err := pipe.Exec(ctx); err != nil {
 		b.log.Info("redisbroker: could not remove this node's presence at Close; it expires by itself",
 			"node", b.node, "ttl", b.opts.PresenceTTL, "error", err)

@@ -28,6 +28,7 @@ type pubReq struct {
 	target  string       // connection ID to route to through its node's channel
 	typ     byte         // wireText or wireBinary
 	payload []byte       // newUnsealed: the publisher numbers and seals it
+	app     *appendArgs  // Append: run appendScript instead (payload unused)
 	state   atomic.Int32 // reqQueued, then reqClaimed by the publisher or reqAbandoned by the caller
 	done    chan error   // cap 1: the publisher's answer
 }
@@ -80,6 +81,12 @@ func (b *Broker) Publish(ctx context.Context, e hub.Envelope) error {
 		r.channel = b.roomChannel(e.Room)
 	}
 
+	return b.submit(ctx, r)
+}
+
+// submit hands r to the publisher and waits for its answer, within
+// Options.Timeout.
+func (b *Broker) submit(ctx context.Context, r *pubReq) error {
 	// One timer rather than context.WithTimeout: it is the cheaper of
 	// the two, and Publish is on every broadcast's path.
 	t := time.NewTimer(b.opts.Timeout)
@@ -212,10 +219,18 @@ func (b *Broker) publishBatch(batch []*pubReq) {
 	sharded := b.mode.Load() == modeSharded
 	pipe := b.client.Pipeline()
 	cmds := make([]*redis.IntCmd, len(batch))
+	var apps []*redis.Cmd // Append's scripts, by index in batch
 	now := time.Now()
 	for i, r := range batch {
 		if r.channel == "" {
 			continue // answered by route
+		}
+		if r.app != nil {
+			if apps == nil {
+				apps = make([]*redis.Cmd, len(batch))
+			}
+			apps[i] = b.runAppend(ctx, pipe, r, sharded, false)
+			continue
 		}
 		// Numbered here, in the order Redis runs them. A number is
 		// never used twice: should go-redis send this pipeline again,
@@ -231,12 +246,19 @@ func (b *Broker) publishBatch(batch []*pubReq) {
 		return
 	}
 	_, err := pipe.Exec(ctx)
-	if err != nil {
+	if apps != nil && err != nil && isReply(err) {
+		err = b.retryAppends(ctx, batch, apps, sharded)
+	}
+	if err != nil && !isReply(err) {
 		b.cmdHealth.fail(err)
 	} else {
 		b.cmdHealth.ok()
 	}
 	for i, r := range batch {
+		if apps != nil && apps[i] != nil {
+			b.appended(r, apps[i])
+			continue
+		}
 		c := cmds[i]
 		if c == nil {
 			continue
@@ -298,4 +320,69 @@ func classify(err error) error {
 		return fmt.Errorf("%w: %w", ErrTimeout, err)
 	}
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// runAppend queues appendScript for r on pipe: EVALSHA, or with eval
+// EVAL, which sends the script itself.
+func (b *Broker) runAppend(ctx context.Context, pipe redis.Pipeliner, r *pubReq, sharded, eval bool) *redis.Cmd {
+	a := r.app
+	sh := "0"
+	if sharded {
+		sh = "1"
+	}
+	keys := append(b.historyKeys(a.room), r.channel)
+	args := []any{randomID(), a.size, a.ttl, a.head, a.body, sh}
+	if eval {
+		return appendScript.Eval(ctx, pipe, keys, args...)
+	}
+	return appendScript.EvalSha(ctx, pipe, keys, args...)
+}
+
+// retryAppends runs again, with EVAL, the appends of batch that Redis
+// refused with NOSCRIPT (its script cache is empty after a restart). It
+// returns the error of that second pipeline, or nil.
+func (b *Broker) retryAppends(ctx context.Context, batch []*pubReq, apps []*redis.Cmd, sharded bool) error {
+	var pipe redis.Pipeliner
+	for i, c := range apps {
+		if c == nil || !redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+			continue
+		}
+		if pipe == nil {
+			pipe = b.client.Pipeline()
+		}
+		apps[i] = b.runAppend(ctx, pipe, batch[i], sharded, true)
+	}
+	if pipe == nil {
+		return nil
+	}
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// appended answers an Append request from its script's reply.
+func (b *Broker) appended(r *pubReq, c *redis.Cmd) {
+	v, err := c.Slice()
+	if err != nil {
+		if isReply(err) {
+			r.done <- fmt.Errorf("redisbroker: Append: Redis refused it: %w", err)
+		} else {
+			r.done <- classify(err)
+		}
+		return
+	}
+	var (
+		epoch string
+		off   int64
+	)
+	if len(v) == 2 {
+		epoch, _ = v[0].(string)
+		off, _ = v[1].(int64)
+	}
+	if epoch == "" || off < 1 {
+		r.done <- fmt.Errorf("%w: Append's script answered %v", ErrMalformed, v)
+		return
+	}
+	r.app.pos = hub.Position{Epoch: epoch, Offset: uint64(off)}
+	b.stats.appended.Add(1)
+	r.done <- nil
 }

@@ -15,7 +15,10 @@ type Stats struct {
 	NoSuchConn     uint64 // messages to a connection that no node holds (ErrNoSuchConn)
 	Received       uint64 // messages from other nodes handed to the Hub
 	Duplicates     uint64 // messages from other nodes received again, or after a later one (go-redis sent a PUBLISH again); dropped
-	Missed         uint64 // messages from other nodes that never arrived here: gaps in their sequence numbers (see the package doc)
+	Missed         uint64 // messages from other nodes that never arrived here: gaps in their sequence numbers, or, in rooms with history, gaps the history could not fill (see the package doc)
+	Appended       uint64 // messages stored in a room's history and published (Append)
+	Filled         uint64 // messages of rooms with history that pub/sub lost and this node read from the history instead, before the later ones
+	Expired        uint64 // members of other nodes this node delivered a leave for because their node stopped refreshing its presence
 	Malformed      uint64 // payloads on this node's channels that did not decode; dropped
 	Reconnects     uint64 // times the subscription connection came back after a loss
 	Outages        uint64 // times Redis became unreachable (commands, subscription or both)
@@ -31,6 +34,9 @@ type counters struct {
 	received       atomic.Uint64
 	duplicates     atomic.Uint64
 	missed         atomic.Uint64
+	appended       atomic.Uint64
+	filled         atomic.Uint64
+	expired        atomic.Uint64
 	malformed      atomic.Uint64
 	reconnects     atomic.Uint64
 	outages        atomic.Uint64
@@ -54,6 +60,9 @@ func (b *Broker) Stats() Stats {
 		Received:       s.received.Load(),
 		Duplicates:     s.duplicates.Load(),
 		Missed:         s.missed.Load(),
+		Appended:       s.appended.Load(),
+		Filled:         s.filled.Load(),
+		Expired:        s.expired.Load(),
 		Malformed:      s.malformed.Load(),
 		Reconnects:     s.reconnects.Load(),
 		Outages:        s.outages.Load(),

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/nexio-go/nexio/hub"
 )
 
 // The subscription side: one redis.PubSub (one connection) per Broker,
@@ -189,11 +191,14 @@ func (b *Broker) resolveMode() error {
 func (b *Broker) runReceiver() {
 	defer b.wg.Done()
 	var (
-		ps      *redis.PubSub
-		pinged  bool // a health-check PING is unanswered
-		lost    bool // the connection failed since the last confirmation
-		started bool // the first subscription was confirmed
-		bo      backoff
+		ps        *redis.PubSub
+		pinged    bool      // a health-check PING is unanswered
+		lost      bool      // the connection failed since the last confirmation
+		recheck   bool      // compare the rooms with history with Redis at the next confirmation
+		started   bool      // the first subscription was confirmed
+		heard     time.Time // the last time the connection answered, or a PING was sent
+		nextCheck time.Time // when b.check may be tried again
+		bo        backoff
 	)
 	for {
 		cur := b.currentPS()
@@ -206,12 +211,26 @@ func (b *Broker) runReceiver() {
 			}
 		}
 		if cur != ps {
-			ps, pinged = cur, false
+			if ps != nil {
+				recheck = true // messages may have been lost in the switch
+			}
+			ps, pinged, heard = cur, false, time.Now()
 		}
-		msg, err := ps.ReceiveTimeout(b.ctx, b.opts.Heartbeat)
+		wait := b.opts.Heartbeat
+		if len(b.check) > 0 {
+			wait = min(wait, max(time.Until(nextCheck), 5*time.Millisecond))
+		}
+		msg, err := ps.ReceiveTimeout(b.ctx, wait)
 		now := time.Now()
 		if b.recvSeq.due(now) {
 			b.sweepSeqs(now)
+		}
+		if err == nil || isTimeout(err) {
+			if len(b.check) > 0 && !now.Before(nextCheck) && !lost {
+				if !b.runChecks(now) {
+					nextCheck = now.Add(checkDelay)
+				}
+			}
 		}
 		if err != nil {
 			if b.ctx.Err() != nil {
@@ -220,11 +239,14 @@ func (b *Broker) runReceiver() {
 			if b.currentPS() != ps {
 				continue // replaced by the subscriber
 			}
+			if isTimeout(err) && now.Sub(heard) < b.opts.Heartbeat {
+				continue // a short wait, for a check: not yet a silence
+			}
 			if isTimeout(err) {
 				if !pinged {
 					// Quiet for a heartbeat: check the connection. The
 					// answer arrives as a Pong.
-					pinged = true
+					pinged, heard = true, now
 					if err = ps.Ping(b.ctx); err == nil {
 						continue
 					}
@@ -263,15 +285,25 @@ func (b *Broker) runReceiver() {
 			continue
 		}
 		bo.reset()
-		pinged = false
+		pinged, heard = false, now
 		switch m := msg.(type) {
 		case *redis.Message:
 			b.receive(m, now)
 		case *redis.Subscription:
 			switch m.Kind {
 			case "subscribe", "ssubscribe":
-				b.subscribed(m.Channel)
+				b.subscribed(m.Channel, now)
 				b.stats.subscribed.Store(true)
+				if lost || recheck {
+					// Every channel is subscribed again (go-redis sends
+					// them in one command): what was published while
+					// this node could not hear is in the streams.
+					recheck = false
+					for room := range b.hist {
+						b.check[room] = struct{}{}
+					}
+					nextCheck = now
+				}
 				if lost {
 					lost = false
 					b.subHealth.ok()
@@ -287,6 +319,10 @@ func (b *Broker) runReceiver() {
 			case "unsubscribe", "sunsubscribe":
 				if b.unsubscribed(m.Channel) {
 					b.recvSeq.reset(m.Channel)
+					if room, ok := b.roomOf(m.Channel); ok {
+						delete(b.hist, room)
+						delete(b.check, room)
+					}
 				}
 			}
 		}
@@ -296,7 +332,7 @@ func (b *Broker) runReceiver() {
 // receive decodes a message and hands it to the Hub unless this node
 // published it or it is a copy of one already handed over.
 func (b *Broker) receive(m *redis.Message, now time.Time) {
-	e, sq, err := decodeEnvelope([]byte(m.Payload))
+	wm, err := decodeMessage([]byte(m.Payload))
 	if err != nil {
 		if b.stats.malformed.Add(1) == 1 {
 			b.log.Warn("redisbroker: dropping a message that does not decode (another version, or another publisher, on this prefix?); further ones are only counted",
@@ -304,10 +340,27 @@ func (b *Broker) receive(m *redis.Message, now time.Time) {
 		}
 		return
 	}
+	e := wm.e
+	switch {
+	case e.Presence != nil:
+		if e.Origin != b.node {
+			b.presenceChanged(wm)
+		}
+		return
+	case e.Position.Epoch != "":
+		// A room with history: this node's own messages come back too,
+		// and are delivered in the store's order (hub.HistoryBroker).
+		if room, ok := b.roomOf(m.Channel); ok && room == e.Room {
+			b.receiveHistory(m.Channel, e, now)
+		} else {
+			b.stats.malformed.Add(1)
+		}
+		return
+	}
 	if e.Origin == b.node {
 		return // ours: the Hub served its local members already
 	}
-	dup, missed := b.recvSeq.check(m.Channel, sq, now)
+	dup, missed := b.recvSeq.check(m.Channel, wm.sq, now)
 	if dup {
 		b.stats.duplicates.Add(1)
 		return
@@ -316,7 +369,16 @@ func (b *Broker) receive(m *redis.Message, now time.Time) {
 		b.lost(e.Origin, m.Channel, missed, now)
 	}
 	b.stats.received.Add(1)
-	b.deliver(e)
+	b.hand(e)
+}
+
+// roomOf returns the room of a room channel.
+func (b *Broker) roomOf(ch string) (string, bool) {
+	rest, ok := strings.CutPrefix(ch, b.tag)
+	if !ok {
+		return "", false
+	}
+	return strings.CutPrefix(rest, "r:")
 }
 
 // lossLogEvery spaces the warnings about messages that never arrived.
@@ -336,13 +398,36 @@ func (b *Broker) lost(origin, ch string, n uint64, now time.Time) {
 
 // subscribed handles a subscribe confirmation: a channel subscribed anew
 // (not resubscribed after a reconnection) starts its numbering afresh.
-func (b *Broker) subscribed(ch string) {
+func (b *Broker) subscribed(ch string, now time.Time) {
+	room, isRoom := b.roomOf(ch)
 	b.mu.Lock()
 	_, fresh := b.fresh[ch]
 	delete(b.fresh, ch)
+	var (
+		base  hub.Position
+		noted bool
+	)
+	if fresh && isRoom {
+		if at, ok := b.subAt[room]; ok {
+			base, noted = b.takeNoteLocked(room, at)
+			delete(b.subAt, room)
+		}
+	}
 	b.mu.Unlock()
-	if fresh {
-		b.recvSeq.reset(ch)
+	if !fresh {
+		return
+	}
+	b.recvSeq.reset(ch)
+	if isRoom {
+		delete(b.hist, room)
+		delete(b.check, room)
+		if noted {
+			// History told a member of this room where it stands: deliver
+			// everything after that, starting with what was published
+			// before this subscription took effect.
+			b.hist[room] = base
+			b.check[room] = struct{}{}
+		}
 	}
 }
 
@@ -392,10 +477,13 @@ func (b *Broker) unsubscribed(ch string) bool {
 	return false
 }
 
-// beatNow asks the presence goroutine for a heartbeat at once.
+// beatNow asks the presence goroutine for a heartbeat at once, and for a
+// comparison of the presence view with Redis a Heartbeat later (see
+// presence_events.go).
 func (b *Broker) beatNow() {
 	b.mu.Lock()
 	b.pres.beat = true
+	b.pres.resyncAt = time.Now().Add(b.opts.Heartbeat)
 	b.mu.Unlock()
 	kick(b.presKick)
 }

@@ -1,0 +1,208 @@
+package redisbroker_test
+
+import (
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nexio-go/nexio/internal/testutil"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/nexio-go/nexio/hub"
+	"github.com/nexio-go/nexio/hub/redisbroker"
+)
+
+// presenceEvents returns the presence changes in.got of room, as
+// "+conn" for a join and "-conn" for a leave.
+func (in *inbox) presenceEvents(room string) []string {
+	var out []string
+	for _, e := range in.all() {
+		if e.Presence == nil || e.Room != room {
+			continue
+		}
+		sign := "-"
+		if e.Presence.Joined {
+			sign = "+"
+		}
+		out = append(out, sign+e.Presence.Member.ConnID)
+	}
+	return out
+}
+
+// listFromEvents replays presence changes as a client keeping a list
+// from them would.
+func listFromEvents(events []string) []string {
+	set := make(map[string]bool)
+	for _, ev := range events {
+		set[ev[1:]] = ev[0] == '+'
+	}
+	var out []string
+	for id, in := range set {
+		if in {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func memberIDs(ms []hub.Member) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.ConnID)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Joins and leaves on one node reach the other nodes with members in the
+// room as presence envelopes, with the member's metadata; never the node
+// that made them.
+func TestPresenceEvents(t *testing.T) {
+	t.Parallel()
+	rc := newClient(t)
+	prefix := testPrefix(t, rc)
+	opts := &redisbroker.Options{Prefix: prefix}
+	a, fromA, err := openBroker(t, rc, "A", opts)
+	testutil.NoErr(t, err)
+	b, fromB, err := openBroker(t, rc, "B", opts)
+	testutil.NoErr(t, err)
+	c, fromC, err := openBroker(t, rc, "C", opts)
+	testutil.NoErr(t, err)
+	a.Subscribe("room")
+	b.Subscribe("room")
+	c.Subscribe("elsewhere")
+	subscribed(t, rc, prefix, "room", 2)
+	ctx := testutil.Ctx(t)
+
+	ann := hub.Member{ConnID: "ann", Node: "A", Meta: map[string]string{"name": "Ann"}}
+	testutil.NoErr(t, a.AddMember(ctx, "room", ann))
+	testutil.NoErr(t, a.AddMember(ctx, "room", hub.Member{ConnID: "bob", Node: "A"}))
+	testutil.NoErr(t, a.RemoveMember(ctx, "room", ann))
+	testutil.Eventually(t, func() bool { return len(fromB.presenceEvents("room")) == 3 }, "B got %v", fromB.presenceEvents("room"))
+	testutil.Equal(t, slices.Equal(fromB.presenceEvents("room"), []string{"+ann", "+bob", "-ann"}), true)
+	first := fromB.all()[0]
+	testutil.Equal(t, first.Origin, "A")
+	testutil.Equal(t, first.Presence.Member.Node, "A")
+	testutil.Check(t, maps.Equal(first.Presence.Member.Meta, ann.Meta), "meta %v, want %v", first.Presence.Member.Meta, ann.Meta)
+
+	// What B lists from the events is what Members says.
+	ms, err := b.Members(ctx, "room")
+	testutil.NoErr(t, err)
+	testutil.Equal(t, slices.Equal(listFromEvents(fromB.presenceEvents("room")), memberIDs(ms)), true)
+	testutil.Equal(t, fromA.len(), 0)
+	testutil.Equal(t, fromC.len(), 0)
+}
+
+// The members of a node that stops refreshing its presence (killed, cut
+// off) leave: every node with members in the room delivers their leaves,
+// within PresenceTTL and a Heartbeat.
+func TestPresenceExpiryDeliversLeaves(t *testing.T) {
+	t.Parallel()
+	rc := newClient(t)
+	prefix := testPrefix(t, rc)
+	const ttl, beat = time.Second, 200 * time.Millisecond
+	opts := &redisbroker.Options{Prefix: prefix, PresenceTTL: ttl, Heartbeat: beat}
+	watcher, in, err := openBroker(t, rc, "watcher", opts)
+	testutil.NoErr(t, err)
+	watcher.Subscribe("room")
+
+	px := newProxy(t, rc.Options().Addr)
+	o := *rc.Options()
+	o.Addr = px.addr()
+	o.MaxRetries = -1
+	doomedClient := redis.NewClient(&o)
+	t.Cleanup(func() { doomedClient.Close() })
+	logger, _ := testLogger(t)
+	dopts := *opts
+	dopts.Logger = logger
+	doomed, _, err := openBroker(t, doomedClient, "doomed", &dopts)
+	testutil.NoErr(t, err)
+	doomed.Subscribe("room")
+	subscribed(t, rc, prefix, "room", 2)
+	ctx := testutil.Ctx(t)
+	testutil.NoErr(t, doomed.AddMember(ctx, "room", hub.Member{ConnID: "ghost"}))
+	testutil.NoErr(t, doomed.AddMember(ctx, "room", hub.Member{ConnID: "ghost2"}))
+	testutil.Eventually(t, func() bool { return len(in.presenceEvents("room")) == 2 }, "joins: %v", in.presenceEvents("room"))
+	time.Sleep(3 * beat) // heartbeats go on: nobody leaves
+	testutil.Equal(t, len(in.presenceEvents("room")), 2)
+
+	px.cut()
+	cutAt := time.Now()
+	testutil.Eventually(t, func() bool { return len(in.presenceEvents("room")) == 4 }, "leaves: %v", in.presenceEvents("room"))
+	took := time.Since(cutAt)
+	t.Logf("leaves of a cut-off node's members delivered %v after the cut (PresenceTTL %v, Heartbeat %v)", took.Round(time.Millisecond), ttl, beat)
+	testutil.Equal(t, len(listFromEvents(in.presenceEvents("room"))), 0)
+	testutil.Equal(t, watcher.Stats().Expired, uint64(2))
+	ms, err := watcher.Members(ctx, "room")
+	testutil.NoErr(t, err)
+	testutil.Equal(t, len(ms), 0)
+}
+
+// A node that stops cleanly removes its members at once, and the other
+// nodes deliver their leaves.
+func TestPresenceCloseDeliversLeaves(t *testing.T) {
+	t.Parallel()
+	rc := newClient(t)
+	prefix := testPrefix(t, rc)
+	opts := &redisbroker.Options{Prefix: prefix}
+	a, _, err := openBroker(t, rc, "A", opts)
+	testutil.NoErr(t, err)
+	b, fromB, err := openBroker(t, rc, "B", opts)
+	testutil.NoErr(t, err)
+	a.Subscribe("room")
+	b.Subscribe("room")
+	subscribed(t, rc, prefix, "room", 2)
+	ctx := testutil.Ctx(t)
+	testutil.NoErr(t, a.AddMember(ctx, "room", hub.Member{ConnID: "m1"}))
+	testutil.NoErr(t, a.AddMember(ctx, "room", hub.Member{ConnID: "m2"}))
+	testutil.NoErr(t, a.Close())
+	testutil.Eventually(t, func() bool { return len(fromB.presenceEvents("room")) == 4 }, "B got %v", fromB.presenceEvents("room"))
+	testutil.Equal(t, len(listFromEvents(fromB.presenceEvents("room"))), 0)
+	ms, err := b.Members(ctx, "room")
+	testutil.NoErr(t, err)
+	testutil.Equal(t, len(ms), 0)
+	testutil.Equal(t, b.Stats().Expired, uint64(0))
+}
+
+// Redis restarts empty: no node takes the others' members for dead
+// (they write their presence again), and the lists kept from events
+// still agree with Members afterwards.
+func TestPresenceSurvivesRedisRestart(t *testing.T) {
+	t.Parallel()
+	srv := startRedis(t)
+	newClient := func() *redis.Client {
+		c := redis.NewClient(&redis.Options{Addr: srv.addr()})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	logger, _ := testLogger(t)
+	opts := &redisbroker.Options{Prefix: "p", Logger: logger, PresenceTTL: time.Second, Heartbeat: 200 * time.Millisecond}
+	a, _, err := openBroker(t, newClient(), "A", opts)
+	testutil.NoErr(t, err)
+	b, fromB, err := openBroker(t, newClient(), "B", opts)
+	testutil.NoErr(t, err)
+	a.Subscribe("room")
+	b.Subscribe("room")
+	ctx := testutil.Ctx(t)
+	testutil.Eventually(t, func() bool { return a.Stats().Subscribed && b.Stats().Subscribed }, "not subscribed")
+	subscribed(t, newClient(), "p", "room", 2)
+	testutil.NoErr(t, a.AddMember(ctx, "room", hub.Member{ConnID: "ann"}))
+	testutil.Eventually(t, func() bool { return len(fromB.presenceEvents("room")) == 1 }, "B got %v", fromB.presenceEvents("room"))
+
+	srv.kill()
+	time.Sleep(200 * time.Millisecond)
+	srv.start()
+	testutil.Eventually(t, func() bool { return a.Stats().Reconnects >= 1 && b.Stats().Reconnects >= 1 }, "no reconnection")
+	// Several TTLs later, the lists agree.
+	time.Sleep(3 * opts.PresenceTTL)
+	ms, err := b.Members(ctx, "room")
+	testutil.NoErr(t, err)
+	events := fromB.presenceEvents("room")
+	t.Logf("B's presence events: %v", events)
+	testutil.Equal(t, slices.Equal(listFromEvents(events), memberIDs(ms)), true)
+	testutil.Equal(t, slices.Equal(memberIDs(ms), []string{"ann"}), true)
+	testutil.Equal(t, b.Stats().Expired, uint64(0))
+}
