@@ -213,3 +213,40 @@ func moveSlot(t testing.TB, ctx context.Context, key string, from, to *redisServ
 	testutil.NoErr(t, dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err())
 	testutil.NoErr(t, src.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err())
 }
+
+// History on a Redis Cluster: Append's script declares the room's
+// channel as a key, so that SPUBLISH from it is allowed on the slot's
+// shard; both pub/sub flavours deliver the positions in order.
+func TestClusterHistory(t *testing.T) {
+	t.Parallel()
+	servers := startCluster(t, 3)
+	for _, mode := range []redisbroker.PubSubMode{redisbroker.ShardedPubSub, redisbroker.ClassicPubSub} {
+		t.Run(mode.String(), func(t *testing.T) {
+			ca, cb := newClusterClient(t, servers), newClusterClient(t, servers)
+			prefix := "cluster-history-" + mode.String()
+			logger, _ := testLogger(t)
+			opts := &redisbroker.Options{Prefix: prefix, PubSub: mode, Logger: logger}
+			a, fromA, err := openBroker(t, ca, "A", opts)
+			testutil.NoErr(t, err)
+			b, fromB, err := openBroker(t, cb, "B", opts)
+			testutil.NoErr(t, err)
+			a.Subscribe("room")
+			b.Subscribe("room")
+			ctx := testutil.Ctx(t)
+			waitSubscribers(t, ctx, servers, mode, "{"+prefix+"}:r:room", 2)
+			var last hub.Position
+			for i := range 20 {
+				last, err = a.Append(ctx, text("room", fmt.Sprint(i)), size)
+				testutil.NoErr(t, err)
+			}
+			for _, in := range []*inbox{fromA, fromB} {
+				testutil.Eventually(t, func() bool { return len(in.messages("room")) == 20 }, "delivered %d of 20", len(in.messages("room")))
+				checkSequence(t, "node", in.messages("room"), last.Epoch, 1, 20)
+			}
+			entries, head, err := b.History(ctx, "room", hub.Position{Epoch: last.Epoch, Offset: 15}, 0)
+			testutil.NoErr(t, err)
+			testutil.Equal(t, head, last)
+			testutil.Equal(t, len(entries), 5)
+		})
+	}
+}

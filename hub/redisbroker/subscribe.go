@@ -218,18 +218,18 @@ func (b *Broker) runReceiver() {
 		}
 		wait := b.opts.Heartbeat
 		if len(b.check) > 0 {
-			wait = min(wait, max(time.Until(nextCheck), 5*time.Millisecond))
+			// A comparison failed: retry it after checkDelay even if
+			// nothing arrives meanwhile.
+			wait = min(wait, max(time.Until(nextCheck), time.Millisecond))
 		}
 		msg, err := ps.ReceiveTimeout(b.ctx, wait)
 		now := time.Now()
 		if b.recvSeq.due(now) {
 			b.sweepSeqs(now)
 		}
-		if err == nil || isTimeout(err) {
-			if len(b.check) > 0 && !now.Before(nextCheck) && !lost {
-				if !b.runChecks(now) {
-					nextCheck = now.Add(checkDelay)
-				}
+		if isTimeout(err) && len(b.check) > 0 && !now.Before(nextCheck) && !lost {
+			if !b.runChecks(now) {
+				nextCheck = now.Add(checkDelay)
 			}
 		}
 		if err != nil {
@@ -324,6 +324,13 @@ func (b *Broker) runReceiver() {
 						delete(b.check, room)
 					}
 				}
+			}
+		}
+		if len(b.check) > 0 && !now.Before(nextCheck) && !lost {
+			// Right after a (re)subscription, or a message: the
+			// comparison with Redis runs at once, not after a wait.
+			if !b.runChecks(now) {
+				nextCheck = now.Add(checkDelay)
 			}
 		}
 	}
