@@ -288,3 +288,59 @@ func BenchmarkBrokerHop(b *testing.B) {
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 	})
 }
+
+// BenchmarkHistoryBroadcast compares broadcasts to one room with
+// history (Append: a Lua script that stores, trims and publishes) and
+// without (Publish), through the Broker alone on one Redis: node A sends
+// 128-byte messages from 8 goroutines (the publisher pipelines them),
+// node B delivers them. msgs/s counts messages delivered by B per
+// second. With history, A delivers its own messages too, as they come
+// back from Redis.
+func BenchmarkHistoryBroadcast(b *testing.B) {
+	ca, cb := newClient(b), newClient(b)
+	prefix := testPrefix(b, ca)
+	opts := &redisbroker.Options{Prefix: prefix}
+	pub, _, err := openBroker(b, ca, "A", opts)
+	testutil.NoErr(b, err)
+	var delivered atomic.Int64
+	sub := redisbroker.New(cb, opts)
+	testutil.NoErr(b, sub.Open("B", func(hub.Envelope) { delivered.Add(1) }))
+	b.Cleanup(func() { sub.Close() })
+	sub.Subscribe("room")
+	subscribed(b, ca, prefix, "room", 1)
+	ctx := context.Background()
+	h := hub.History{Size: 1000, TTL: 10 * time.Minute}
+	for _, tc := range []struct {
+		withHistory bool
+		senders     int // goroutines per GOMAXPROCS
+	}{{false, 8}, {true, 8}, {false, 64}, {true, 64}} {
+		name := "publish"
+		if tc.withHistory {
+			name = "append"
+		}
+		withHistory := tc.withHistory
+		b.Run(fmt.Sprintf("%s/senders=%dxP", name, tc.senders), func(b *testing.B) {
+			want := delivered.Load() + int64(b.N)
+			data := make([]byte, 128)
+			b.SetParallelism(tc.senders)
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					e := hub.Envelope{Room: "room", Type: wsroute.MessageBinary, Data: data}
+					var err error
+					if withHistory {
+						_, err = pub.Append(ctx, e, h)
+					} else {
+						err = pub.Publish(ctx, e)
+					}
+					if err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			testutil.Eventually(b, func() bool { return delivered.Load() >= want }, "delivered %d of %d", delivered.Load(), want)
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+		})
+	}
+}

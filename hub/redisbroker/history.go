@@ -63,31 +63,37 @@ local function epoch(create, rnd, ttl)
 end
 `
 
-// appendScript: KEYS[4] the room's channel (a key too, so that a
+// appendScript (written out rather than with luaPrelude: it runs for
+// every message, and Lua closures cost): KEYS[4] the room's channel (a key too, so that a
 // cluster checks its slot: sharded channels must be declared);
 // ARGV: random bytes for a new epoch, Size, TTL in ms (0: none), the
 // message's version and kind, the rest of the message, "1" for
 // SPUBLISH. It returns {epoch, offset}.
-var appendScript = redis.NewScript(luaPrelude + `
-local function uvarint(n)
-	local t = {}
-	while n >= 128 do
-		t[#t + 1] = string.char(n % 128 + 128)
-		n = math.floor(n / 128)
-	end
-	t[#t + 1] = string.char(n)
-	return table.concat(t)
-end
+var appendScript = redis.NewScript(`
 local ttl = tonumber(ARGV[3])
-local e = epoch(true, ARGV[1], ttl)
+local e = redis.call('GET', KEYS[2])
+if not e or redis.call('EXISTS', KEYS[3]) == 0 then
+	local t = redis.call('TIME')
+	e = string.format('%014x', tonumber(t[1]) * 1000000 + tonumber(t[2])) .. '.' .. ARGV[1]
+	redis.call('SET', KEYS[2], e)
+	redis.call('SET', KEYS[3], 0)
+	redis.call('DEL', KEYS[1])
+end
 local off = redis.call('INCR', KEYS[3])
-redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], string.format('%d-0', off), 'm', ARGV[4] .. ARGV[5])
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], off .. '-0', 'm', ARGV[4] .. ARGV[5])
 if ttl > 0 then
 	redis.call('PEXPIRE', KEYS[1], ttl)
 	redis.call('PEXPIRE', KEYS[2], ttl)
 	redis.call('PEXPIRE', KEYS[3], ttl)
 end
-local msg = ARGV[4] .. uvarint(#e) .. e .. uvarint(off) .. ARGV[5]
+-- the position, as uvarints: the epoch's length (< 128), the offset
+local n, v = off, {}
+while n >= 128 do
+	v[#v + 1] = n % 128 + 128
+	n = math.floor(n / 128)
+end
+v[#v + 1] = n
+local msg = ARGV[4] .. string.char(#e) .. e .. string.char(unpack(v)) .. ARGV[5]
 if ARGV[6] == '1' then
 	redis.call('SPUBLISH', KEYS[4], msg)
 else
