@@ -11,6 +11,7 @@ require (
 	github.com/lxzan/gws v1.8.9
 	github.com/nexio-go/nexio v0.0.0-00010101000000-000000000000
 	github.com/olahol/melody v1.1.4
+	github.com/redis/go-redis/v9 v9.22.0
 )
 
 require (
@@ -29,6 +30,7 @@ require (
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/quagmt/udecimal v1.10.1 // indirect
 	github.com/redis/rueidis v1.0.79 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
