@@ -156,9 +156,12 @@ func TestUnderThrottle(t *testing.T) {
 	b.Close(websocket.StatusNormalClosure, "")
 }
 
-// TestUnderTimeout shows why middleware.Timeout must not wrap WebSocket
-// routes: at the deadline the connection's context ends although the
-// socket stays open.
+// TestUnderTimeout: middleware.Timeout's deadline bounds only the
+// handshake. Once open, a connection (its ctx, Done and OnClose) lives on
+// past it until a side closes; what remains of Timeout is the 504 it
+// writes on the hijacked connection when the handler returns, which
+// net/http logs, and the warning that says to keep it off WebSocket
+// routes.
 func TestUnderTimeout(t *testing.T) {
 	t.Parallel()
 	const timeout = 100 * time.Millisecond
@@ -168,7 +171,6 @@ func TestUnderTimeout(t *testing.T) {
 	r.Group(func(r chi.Router) {
 		r.Use(middleware.Timeout(timeout))
 		ws := chiadapter.New(r, opts)
-		// Receive and Send go on, but ctx has ended.
 		ws.Handle("/ws/echo", func(ctx context.Context, c *wsroute.Conn) error {
 			if err := c.Accept(ctx); err != nil {
 				return err
@@ -178,33 +180,28 @@ func TestUnderTimeout(t *testing.T) {
 				if err != nil {
 					return err
 				}
+				if msg == "past the deadline?" {
+					<-c.Request().Context().Done()
+				}
 				if err := c.SendText(ctx, fmt.Sprintf("Echo: %s ctx=%v", msg, ctx.Err())); err != nil {
 					return err
 				}
 			}
 		})
-		// A send-only handler waits on Done, which ends at the deadline.
+		// A send-only handler waiting on Done is not stopped by the
+		// deadline.
 		ws.Handle("/ws/feed", func(ctx context.Context, c *wsroute.Conn) error {
 			if err := c.Accept(ctx); err != nil {
 				return err
 			}
 			c.CloseRead()
-			<-c.Done()
-			return nil
+			select {
+			case <-c.Done():
+				return nil
+			case <-c.Request().Context().Done():
+				return c.SendText(ctx, fmt.Sprintf("still here, ctx=%v", ctx.Err()))
+			}
 		})
-	})
-	// The layout to use: WebSocket routes outside the Timeout group.
-	chiadapter.New(r, opts).Handle("/ws/safe", func(ctx context.Context, c *wsroute.Conn) error {
-		if err := c.Accept(ctx); err != nil {
-			return err
-		}
-		c.CloseRead()
-		select {
-		case <-c.Done():
-			return nil
-		case <-time.After(3 * timeout):
-			return c.SendText(ctx, fmt.Sprintf("still here, ctx=%v", ctx.Err()))
-		}
 	})
 	srv := httptest.NewUnstartedServer(r)
 	srv.Config.ErrorLog = log.New(&httpErrors, "", 0)
@@ -213,17 +210,11 @@ func TestUnderTimeout(t *testing.T) {
 
 	echoConn := dial(t, srv, "/ws/echo", nil)
 	testutil.Equal(t, roundTrip(t, echoConn, "a"), "Echo: a ctx=<nil>")
-	time.Sleep(2 * timeout)
-	testutil.Equal(t, roundTrip(t, echoConn, "b"), "Echo: b ctx=context deadline exceeded")
+	testutil.Equal(t, roundTrip(t, echoConn, "past the deadline?"), "Echo: past the deadline? ctx=<nil>")
+	testutil.Equal(t, roundTrip(t, echoConn, "b"), "Echo: b ctx=<nil>")
 	testutil.NoErr(t, echoConn.Close(websocket.StatusNormalClosure, ""))
 
-	start := time.Now()
-	feed := dial(t, srv, "/ws/feed", nil)
-	code, _ := readClose(t, feed)
-	testutil.Equal(t, code, websocket.StatusNormalClosure)
-	testutil.Check(t, time.Since(start) < 10*timeout, "the feed lasted %v", time.Since(start))
-
-	testutil.Equal(t, firstMessage(t, srv, "/ws/safe", nil), "still here, ctx=<nil>")
+	testutil.Equal(t, firstMessage(t, srv, "/ws/feed", nil), "still here, ctx=<nil>")
 
 	testutil.Eventually(t, func() bool {
 		return strings.Contains(logs.String(), "chiadapter: a WebSocket route's request context has a deadline")

@@ -59,12 +59,12 @@
 //   - Throttle counts a WebSocket for its whole life, not for its
 //     handshake: with Throttle(n), n open connections make every other
 //     request wait or get 429. Prefer wsmw.MaxConns for connections.
-//   - Timeout must not wrap WebSocket routes. It puts a deadline on the
-//     request context, from which each connection's context derives: at
-//     the deadline the handler's ctx and Conn.Done end while the socket
-//     stays open, so a handler waiting on them stops (a send-only one
-//     closes with 1000) and any call made with ctx fails, though Receive
-//     and Send go on working; when the handler returns, Timeout tries to
+//   - Timeout should not wrap WebSocket routes. It puts a deadline on the
+//     request context. The deadline bounds the handshake (a handler still
+//     deciding when it passes is refused), but an open connection
+//     outlives it: its ctx, Conn.Done and OnClose follow the connection,
+//     not the request (see wsroute.State). Conn.Request().Context() does
+//     end at the deadline, and when the handler returns Timeout tries to
 //     write a 504 on the hijacked connection, which net/http logs.
 //     Register WebSocket routes outside the group that uses it.
 //     chiadapter logs a warning the first time a route sees such a

@@ -180,7 +180,8 @@ func (e *entry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			l = e.opts.Logger
 		}
 		l.Warn("chiadapter: a WebSocket route's request context has a deadline "+
-			"(chi's middleware.Timeout?): each connection's context will end at it; "+
+			"(chi's middleware.Timeout?): it bounds the handshake only, the connection outlives it, "+
+			"and Timeout writes a 504 on the hijacked connection when the handler returns; "+
 			"keep such middleware off WebSocket routes", "pattern", e.pattern)
 	}
 	decodeParams(r)

@@ -34,42 +34,55 @@ func (c *Conn) Accept(ctx context.Context) error {
 
 // AcceptWith is Accept with a chosen subprotocol or extra response headers.
 func (c *Conn) AcceptWith(ctx context.Context, p AcceptParams) error {
-	if err := c.acceptWith(ctx, p); err != nil {
+	hooks, err := c.acceptWith(ctx, p)
+	if err != nil {
 		return err
 	}
-	c.runAcceptHooks()
+	for _, fn := range hooks {
+		fn()
+	}
 	return nil
 }
 
-func (c *Conn) acceptWith(ctx context.Context, p AcceptParams) error {
+// acceptWith performs the handshake and moves the connection to
+// StateOpen; it returns the OnAccept functions to run.
+func (c *Conn) acceptWith(ctx context.Context, p AcceptParams) ([]func(), error) {
 	c.hsMu.Lock()
 	defer c.hsMu.Unlock()
 	if err := c.acceptLocked(ctx, p); err != nil {
-		return err
+		return nil, err
 	}
 	if t := c.route.opts.Tracker; t != nil && !t.add(c) {
 		// Shutting down: the client still sees why.
-		c.openedToRefuse = true
 		c.closeWith(StatusGoingAway, "going away", refuseCloseTimeout)
-		return fmt.Errorf("%w: connection closed with 1001", ErrShuttingDown)
+		return nil, fmt.Errorf("%w: connection closed with 1001", ErrShuttingDown)
 	}
-	return nil
+	hooks, ok := c.toOpen()
+	if !ok {
+		// Close was called, or the socket was lost, while the
+		// handshake was finishing.
+		c.stopKeepalive()
+		return nil, fmt.Errorf("%w: the connection ended before Accept returned", ErrClosed)
+	}
+	return hooks, nil
 }
 
+// acceptLocked writes the 101 response and sets up the WebSocket. The
+// connection stays in StateHandshake: the caller moves it on.
 func (c *Conn) acceptLocked(ctx context.Context, p AcceptParams) error {
-	if c.hsState != hsPending {
+	switch {
+	case c.hsTimedOut:
+		return ErrHandshakeTimeout
+	case c.requestGone:
+		// The client left (or a middleware's deadline passed) while the
+		// handler was deciding: nothing can reach it, and it is not a
+		// server error.
+		return fmt.Errorf("%w: the request's context ended before the handshake was accepted (the client left, or a middleware's deadline passed): %w",
+			ErrClosed, context.Cause(c.r.Context()))
+	case c.State() != StateHandshake || c.accepted.Load():
 		return ErrAlreadyAccepted
 	}
-	if c.hsTimedOut {
-		return ErrHandshakeTimeout
-	}
 	if err := ctx.Err(); err != nil {
-		if c.r.Context().Err() != nil {
-			// The client left while the handler was deciding: nothing
-			// can reach it, and it is its doing, not a server error.
-			c.hsState = hsRefused
-			return fmt.Errorf("%w: the client left before the handshake was accepted: %w", ErrClosed, err)
-		}
 		return fmt.Errorf("wsroute: accept: %w", err)
 	}
 	o := c.route.opts
@@ -94,11 +107,11 @@ func (c *Conn) acceptLocked(ctx context.Context, p AcceptParams) error {
 	hw := &hijackWriter{ResponseWriter: c.w, writeTimeout: o.WriteTimeout, onClose: c.end}
 	ws, err := websocket.Accept(hw, c.r, &ao)
 	if err != nil {
-		c.hsState = hsRefused
 		c.hsStatus = hw.status
 		if hw.nc != nil {
 			hw.nc.Close()
 		}
+		c.end()
 		if hw.hijackErr != nil {
 			// A server error, not the client's: coder/websocket has
 			// answered 500.
@@ -111,8 +124,8 @@ func (c *Conn) acceptLocked(ctx context.Context, p AcceptParams) error {
 	if hw.nc == nil {
 		// coder/websocket hijacked something other than our wrapper:
 		// batching and write deadlines would silently not work.
-		c.hsState = hsRefused
 		ws.CloseNow()
+		c.end()
 		return errors.New("wsroute: accept: the connection was not hijacked through wsroute's ResponseWriter; report this as a bug")
 	}
 	ws.SetReadLimit(o.ReadLimit)
@@ -120,14 +133,15 @@ func (c *Conn) acceptLocked(ctx context.Context, p AcceptParams) error {
 	// coder/websocket answers an extension (permessage-deflate) in this
 	// header; without one, frames are plain and wsroute writes them.
 	c.nc.direct = hw.Header().Get("Sec-Websocket-Extensions") == ""
-	c.hsState = hsAccepted
 	c.hsStatus = http.StatusSwitchingProtocols
-	c.accepted.Store(true)
 	if c.hsTimer != nil {
 		c.hsTimer.Stop()
 		c.hsTimer = nil // a connection may live for days: keep nothing it no longer needs
 	}
 	c.startKeepalive()
+	// Published last: whoever sees accepted (Close, from any goroutine)
+	// sees ws, nc and the keepalive timer too.
+	c.accepted.Store(true)
 	return nil
 }
 
@@ -137,18 +151,16 @@ func (c *Conn) acceptLocked(ctx context.Context, p AcceptParams) error {
 func (c *Conn) Reject(status int, message string) error {
 	c.hsMu.Lock()
 	defer c.hsMu.Unlock()
-	if c.hsState != hsPending {
+	if c.State() != StateHandshake || c.accepted.Load() {
 		return ErrAlreadyAccepted
 	}
-	c.hsState = hsRefused
 	if status < 400 || status > 599 {
 		status = http.StatusForbidden
 	}
-	c.hsStatus = status
 	if message == "" {
 		message = http.StatusText(status)
 	}
-	http.Error(c.w, message, status)
+	c.refuseLocked(status, message)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/nexio-go/nexio/internal/testutil"
 
@@ -72,4 +73,54 @@ func TestClientIPFromChiContext(t *testing.T) {
 	defer srv.Close()
 	websocket.Dial(testutil.Ctx(t), wsURL(srv, "/ws"), &websocket.DialOptions{HTTPHeader: http.Header{"X-Real-Ip": {"198.51.100.7"}}})
 	testutil.Equal(t, <-ips, "198.51.100.7")
+}
+
+// TestConnectionOutlivesChiTimeout: chi's middleware.Timeout puts a
+// deadline on the request's context. Once the WebSocket is open that
+// deadline is not the connection's: Done, the handler's ctx and OnClose
+// follow the connection, which lives on until a side closes it.
+func TestConnectionOutlivesChiTimeout(t *testing.T) {
+	t.Parallel()
+	r := chi.NewRouter()
+	r.Use(middleware.Timeout(20 * time.Millisecond))
+	report := make(chan string, 1)
+	closed := make(chan struct{})
+	r.Handle("/ws", wsroute.Handle(func(ctx context.Context, c *wsroute.Conn) error {
+		c.OnClose(func() { close(closed) })
+		if err := c.Accept(ctx); err != nil {
+			return err
+		}
+		<-c.Request().Context().Done() // chi's deadline has passed
+		select {
+		case <-c.Done():
+			report <- "Done closed while the connection is open"
+		default:
+			if ctx.Err() != nil {
+				report <- "the handler's ctx ended while the connection is open"
+			} else {
+				report <- "open"
+			}
+		}
+		return echoLoop(ctx, c)
+	}))
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	c := dial(t, srv, "/ws", nil)
+	testutil.Equal(t, <-report, "open")
+	ctx := testutil.Ctx(t)
+	testutil.NoErr(t, c.Write(ctx, websocket.MessageText, []byte("still there?")))
+	_, got, err := c.Read(ctx)
+	testutil.NoErr(t, err)
+	testutil.Equal(t, string(got), "Echo: still there?")
+	select {
+	case <-closed:
+		t.Fatal("OnClose ran while the connection was open")
+	default:
+	}
+	c.Close(websocket.StatusNormalClosure, "")
+	select {
+	case <-closed:
+	case <-ctx.Done():
+		t.Fatal("OnClose did not run after the client closed")
+	}
 }

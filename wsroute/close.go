@@ -31,20 +31,22 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	}
 	c.hsMu.Lock()
 	defer c.hsMu.Unlock()
-	if c.hsState == hsRefused {
+	switch {
+	case c.accepted.Load():
+		// Accept finished while this call waited for it.
+		c.closeWith(code, reason, c.route.opts.CloseTimeout)
 		return nil
+	case c.State() != StateHandshake:
+		return nil // refused, or over
 	}
-	if c.hsState == hsPending {
-		// Browsers fail a handshake that offered subprotocols and got
-		// none back (the page would see 1006, not the code): echo one.
-		var p AcceptParams
-		if offers := c.Subprotocols(); len(offers) > 0 && c.route.opts.pickSubprotocol(c.r) == "" {
-			p.Subprotocol = offers[0]
-		}
-		if err := c.acceptLocked(context.Background(), p); err != nil {
-			return err
-		}
-		c.openedToRefuse = true
+	// Browsers fail a handshake that offered subprotocols and got none
+	// back (the page would see 1006, not the code): echo one.
+	var p AcceptParams
+	if offers := c.Subprotocols(); len(offers) > 0 && c.route.opts.pickSubprotocol(c.r) == "" {
+		p.Subprotocol = offers[0]
+	}
+	if err := c.acceptLocked(context.Background(), p); err != nil {
+		return err
 	}
 	c.closeWith(code, reason, refuseCloseTimeout)
 	return nil
@@ -54,7 +56,23 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 // passes, the socket is closed, which unblocks coder/websocket's own
 // handshake (it would otherwise wait up to 5 s + 5 s).
 func (c *Conn) closeWith(code StatusCode, reason string, timeout time.Duration) {
-	if !c.closing.CompareAndSwap(false, true) {
+	c.shutdown(code, reason, timeout, false)
+}
+
+// fail fails the connection (RFC 6455, section 7.1.7) after the peer
+// broke the protocol or sent text that is not UTF-8: the close frame is
+// sent, unless coder/websocket has sent one already, and the TCP
+// connection is dropped right after, rather than held open waiting for
+// the answer of a peer that has shown it does not follow the protocol.
+func (c *Conn) fail(code StatusCode, reason string) {
+	c.shutdown(code, reason, c.route.opts.CloseTimeout, true)
+}
+
+// shutdown is closeWith and fail: it moves the connection to
+// StateClosing, sends the close frame and closes the socket, which moves
+// it to StateClosed.
+func (c *Conn) shutdown(code StatusCode, reason string, timeout time.Duration, failing bool) {
+	if !c.toClosing() {
 		return
 	}
 	c.stopKeepalive()
@@ -65,24 +83,21 @@ func (c *Conn) closeWith(code StatusCode, reason string, timeout time.Duration) 
 		return
 	}
 	reason = truncateReason(reason)
-	c.firstClose.CompareAndSwap(0, closerServer)
 	if c.sentCode.CompareAndSwap(0, int32(code)) {
 		c.sentReason.Store(&reason)
+	}
+	if failing {
+		// coder/websocket's Close writes the close frame (if it has not
+		// yet), then reads until the peer's answers: a read deadline in
+		// the past ends that wait at once, and Close then closes the
+		// socket. Writes are not affected.
+		c.nc.SetReadDeadline(time.Unix(1, 0))
 	}
 	kill := time.AfterFunc(timeout, func() { c.nc.Close() })
 	c.ws.Close(websocket.StatusCode(code), reason)
 	kill.Stop()
 	c.nc.Close()
 }
-
-// Who closed first, for ConnEnd.PeerClosed. It is settled when the
-// close handshake starts (this side's Close, or the peer's close frame
-// read), not when the codes are stored: the peer's echo of this side's
-// close frame is read as a close frame too.
-const (
-	closerServer = 1
-	closerPeer   = 2
-)
 
 // closedCode returns the code the connection ended with, as far as this
 // side knows: the peer's code if the peer closed first, the code sent,

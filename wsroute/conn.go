@@ -60,47 +60,47 @@ type ConnStats struct {
 	BytesIn, BytesOut       int64
 }
 
-// handshake states of a Conn.
-const (
-	hsPending  = iota
-	hsAccepted // the WebSocket is open (or was)
-	hsRefused  // an HTTP response was written (Reject, or a failed Accept)
-)
-
 // Conn is one WebSocket connection, from the handshake request to the
-// end. Its methods are safe for concurrent use; Receive-style methods
+// end; where it is in between is its [State]. Its methods are safe for concurrent use; Receive-style methods
 // should be called from one goroutine at a time, since each takes the
 // next message.
 type Conn struct {
-	route  *route
-	r      *http.Request
-	w      http.ResponseWriter
-	ctx    context.Context
-	cancel context.CancelFunc
-	id     atomic.Pointer[string]
+	route *route
+	r     *http.Request
+	w     http.ResponseWriter
+	id    atomic.Pointer[string]
 
-	stateMu sync.Mutex
-	state   map[string]any
+	valuesMu sync.Mutex
+	values   map[string]any
 
-	hsMu           sync.Mutex // guards the hs fields and openedToRefuse; held during the handshake
-	hsState        int
-	hsTimedOut     bool
-	hsStatus       int  // the handshake response's HTTP status, for ConnEnd
-	openedToRefuse bool // accepted only to carry a close code (Close before Accept)
-	hsTimer        *time.Timer
+	// The lifecycle (state.go). st holds the State and how it got there;
+	// it changes under lc, which also guards the functions waiting for a
+	// state, and is read without it. ctx ends when st reaches a final
+	// state, and only then.
+	lc               sync.Mutex
+	st               atomic.Int32
+	acceptHooks      []func()
+	closeFns         []func()
+	ctx              context.Context
+	cancel           context.CancelFunc
+	stopRequestWatch func() bool
 
-	endMu  sync.Mutex // guards ended and endFns
-	ended  bool
-	endFns []func()
+	hsMu        sync.Mutex // serialises the answers to the handshake; guards the hs fields
+	hsTimedOut  bool
+	requestGone bool // the request's context ended before the handshake was answered
+	hsStatus    int  // the handshake response's HTTP status, for ConnEnd; 0 until written
+	hsTimer     *time.Timer
 
+	// accepted is set once ws, nc and the keepalive timer are stored: a
+	// WebSocket was opened (by Accept, or by Close before Accept to carry
+	// a close code). It publishes those fields; where the connection is
+	// in its life is State's to say.
 	accepted atomic.Bool
-	ws       *websocket.Conn // set once accepted
-	nc       *netConn        // set once accepted
+	ws       *websocket.Conn
+	nc       *netConn
 
-	closing    atomic.Bool  // Close has begun
 	sentCode   atomic.Int32 // the code this side closed with
 	peerCode   atomic.Int32 // the code the peer closed with
-	firstClose atomic.Int32 // who closed first: closerServer or closerPeer, 0 if neither yet
 	sentReason atomic.Pointer[string]
 	peerReason atomic.Pointer[string]
 	readFailed atomic.Pointer[error]
@@ -113,15 +113,16 @@ type Conn struct {
 
 	// Hooks registered by middleware (hooks.go). recvHooks is read on
 	// every message, so it is swapped whole rather than locked.
-	hookMu      sync.Mutex
-	acceptHooks []func()
-	endHooks    []func(ConnEnd)
-	recvHooks   atomic.Pointer[[]func(MessageType, int) error]
+	hookMu    sync.Mutex
+	endHooks  []func(ConnEnd)
+	endRec    *ConnEnd // how it ended, once the OnEnd functions have run
+	recvHooks atomic.Pointer[[]func(MessageType, int) error]
 }
 
 func newConn(rt *route, w http.ResponseWriter, r *http.Request) *Conn {
-	ctx, cancel := context.WithCancel(r.Context())
-	return &Conn{route: rt, r: r, w: w, ctx: ctx, cancel: cancel}
+	c := &Conn{route: rt, r: r, w: w}
+	c.newLifecycle(r)
+	return c
 }
 
 // Request returns the handshake request.
@@ -178,68 +179,21 @@ func (c *Conn) ID() string {
 
 // Set stores v under key in the connection's state.
 func (c *Conn) Set(key string, v any) {
-	c.stateMu.Lock()
-	if c.state == nil {
-		c.state = make(map[string]any)
+	c.valuesMu.Lock()
+	if c.values == nil {
+		c.values = make(map[string]any)
 	}
-	c.state[key] = v
-	c.stateMu.Unlock()
+	c.values[key] = v
+	c.valuesMu.Unlock()
 }
 
 // Get returns the value stored under key by Set.
 func (c *Conn) Get(key string) (any, bool) {
-	c.stateMu.Lock()
-	v, ok := c.state[key]
-	c.stateMu.Unlock()
+	c.valuesMu.Lock()
+	v, ok := c.values[key]
+	c.valuesMu.Unlock()
 	return v, ok
 }
-
-// OnClose registers f to run, in its own goroutine, once the connection
-// has ended: it was closed by either side, or its handler returned. If
-// it has already ended, f runs at once. It is what context.AfterFunc on
-// Context does, for a fraction of the memory, which counts for a hub
-// holding every connection of a server.
-func (c *Conn) OnClose(f func()) {
-	c.endMu.Lock()
-	if c.ended {
-		c.endMu.Unlock()
-		go f()
-		return
-	}
-	c.endFns = append(c.endFns, f)
-	c.endMu.Unlock()
-}
-
-// end marks the connection over: its context is cancelled and the
-// OnClose functions start.
-func (c *Conn) end() {
-	c.cancel()
-	c.endMu.Lock()
-	if c.ended {
-		c.endMu.Unlock()
-		return
-	}
-	c.ended = true
-	fns := c.endFns
-	c.endFns = nil
-	c.endMu.Unlock()
-	for _, f := range fns {
-		go f()
-	}
-}
-
-// Context returns the connection's context, the one given to the
-// HandlerFunc: it ends when the connection ends.
-func (c *Conn) Context() context.Context { return c.ctx }
-
-// Done returns a channel that is closed when the connection ends: the peer
-// closed or vanished, Close was called, or the handler returned. A handler
-// that only sends must keep the connection read (see CloseRead) for the
-// peer's departure to be noticed.
-func (c *Conn) Done() <-chan struct{} { return c.ctx.Done() }
-
-// Accepted reports whether the handshake was accepted.
-func (c *Conn) Accepted() bool { return c.accepted.Load() }
 
 // Subprotocol returns the negotiated subprotocol, "" if none.
 func (c *Conn) Subprotocol() string {
@@ -257,13 +211,4 @@ func (c *Conn) Stats() ConnStats {
 		BytesIn:     c.bytesIn.Load(),
 		BytesOut:    c.bytesOut.Load(),
 	}
-}
-
-// ownDone reports whether ctx ends exactly when the connection ends (the
-// handler's context or a value context derived from it). Calls with such
-// a context need not arm a per-call timer: the connection's end already
-// unblocks them.
-func (c *Conn) ownDone(ctx context.Context) bool {
-	d := ctx.Done()
-	return d == nil || d == c.ctx.Done()
 }

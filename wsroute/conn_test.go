@@ -282,16 +282,21 @@ func TestReceiveContextBoundsTheCall(t *testing.T) {
 	errs := make(chan error, 1)
 	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
 		testutil.NoErr(t, c.Accept(ctx))
-		rctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		// Idle: nothing is on the wire when the call's ctx expires.
+		rctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 		defer cancel()
 		_, err := c.ReceiveText(rctx)
 		errs <- err
+		<-c.Done() // the connection is over, not just the call
 		return err
 	})
 	c := dial(t, srv, "/ws", nil)
 	err := <-errs
 	testutil.Check(t, errors.Is(err, context.DeadlineExceeded), "error %v does not wrap DeadlineExceeded", err)
 	testutil.Check(t, errors.Is(err, wsroute.ErrClosed), "error %v does not wrap ErrClosed", err)
+	// The client sees the connection end (docs/guide.md, per-call timeouts).
+	_, _, rerr := c.Read(testutil.Ctx(t))
+	testutil.Check(t, rerr != nil, "the connection outlived the expired Receive")
 	c.CloseNow()
 }
 

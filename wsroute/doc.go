@@ -27,6 +27,13 @@
 //
 // # Lifecycle
 //
+// A connection's life is one state machine, [Conn.State]:
+//
+//	StateHandshake ──Accept──▶ StateOpen ──a side starts closing──▶ StateClosing ──socket closed──▶ StateClosed
+//	      │                        └──────────────the socket is lost──────────────────────────────▶ StateClosed
+//	      ├──Close before Accept (the code is carried over a WebSocket)──▶ StateClosing ──▶ StateClosed
+//	      └──refused, timed out, or the request ended before Accept──────────────────────▶ StateRefused
+//
 // Before the handshake: [Conn.Accept] or [Conn.AcceptWith] (choosing the
 // subprotocol or adding response headers), [Conn.Reject] (a plain HTTP
 // refusal), or [Conn.Close] (accept, then close at once with a code:
@@ -37,7 +44,15 @@
 // [Conn.SendBytes], [Conn.SendJSON] and [Conn.SendBatch], safe from many
 // goroutines. A handler that only sends calls [Conn.CloseRead] so that
 // pings are answered and [Conn.Done] closes as soon as the client leaves.
-// The ctx given to the handler ends when the connection ends.
+//
+// The ctx given to the handler, [Conn.Done] and the [Conn.OnClose]
+// functions all follow the state: they end, close and start exactly when
+// the connection reaches StateClosed or StateRefused. The request's
+// context counts only during the handshake: a deadline on it (chi's
+// middleware.Timeout) bounds the handshake, not an open connection.
+// [Conn.OnAccept] and [Conn.OnClose] may be called in any state: a
+// function registered after its moment has passed runs at once, in its
+// own goroutine, or never if that moment can no longer come.
 //
 // # Errors become close codes
 //

@@ -48,14 +48,15 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.runEndHooks(err)
 }
 
-// handshakeExpired ends a handler that has not answered the handshake in
-// time: its context is cancelled and Accept will fail.
+// handshakeExpired refuses a connection whose handler has not answered
+// the handshake in time: its context is cancelled, Accept will fail, and
+// 503 is written when the handler returns.
 func (c *Conn) handshakeExpired() {
 	c.hsMu.Lock()
 	defer c.hsMu.Unlock()
-	if c.hsState == hsPending {
+	if c.State() == StateHandshake && !c.accepted.Load() {
 		c.hsTimedOut = true
-		c.cancel()
+		c.end()
 	}
 }
 
@@ -91,7 +92,7 @@ func (c *Conn) finish(err error, stack []byte) {
 		err = *p
 	}
 	code, reason, level := classify(err)
-	if c.closing.Load() || c.nc.closed.Load() {
+	if c.State() >= StateClosing {
 		// Already over (the peer left, or Close was called): nothing
 		// more is sent, and it is not news.
 		level = slog.LevelDebug
@@ -104,13 +105,16 @@ func (c *Conn) finish(err error, stack []byte) {
 
 func (c *Conn) finishUnaccepted(l *slog.Logger, err error, stack []byte) {
 	c.hsMu.Lock()
-	state, timedOut := c.hsState, c.hsTimedOut
-	if state == hsPending {
-		c.hsState = hsRefused
-	}
+	state, timedOut, answered := c.State(), c.hsTimedOut, c.hsStatus != 0
 	c.hsMu.Unlock()
-	if state != hsPending {
-		// Reject was called, or Accept failed and wrote its response.
+	switch {
+	case timedOut && !answered:
+		l.Info("wsroute: handshake timed out", c.attrs(slog.Duration("timeout", c.route.opts.HandshakeTimeout))...)
+		c.refuse(http.StatusServiceUnavailable, "503 handshake not answered in time")
+		return
+	case state != StateHandshake:
+		// Reject was called, Accept failed and wrote its response, or
+		// the client left.
 		l.Debug("wsroute: handshake refused", c.attrs(errAttr(err))...)
 		return
 	}
@@ -120,9 +124,6 @@ func (c *Conn) finishUnaccepted(l *slog.Logger, err error, stack []byte) {
 		l.Error("wsroute: handler panicked before accepting", c.attrs(slog.Any("panic", err), slog.String("stack", string(stack)))...)
 		c.refuse(http.StatusInternalServerError, "500 internal error")
 	case errors.As(err, &ce):
-		c.hsMu.Lock()
-		c.hsState = hsPending
-		c.hsMu.Unlock()
 		code := ce.Code
 		if !code.Sendable() {
 			code = StatusInternalError
@@ -131,9 +132,6 @@ func (c *Conn) finishUnaccepted(l *slog.Logger, err error, stack []byte) {
 			l.Debug("wsroute: could not accept to close", c.attrs(errAttr(cerr))...)
 		}
 		l.Debug("wsroute: connection refused with a close code", c.attrs(slog.Int("code", int(code)))...)
-	case timedOut:
-		l.Info("wsroute: handshake timed out", c.attrs(slog.Duration("timeout", c.route.opts.HandshakeTimeout))...)
-		c.refuse(http.StatusServiceUnavailable, "503 handshake not answered in time")
 	case err == nil:
 		// A middleware that neither called next nor refused.
 		l.Debug("wsroute: handler returned without accepting; answering 403", c.attrs()...)
@@ -144,12 +142,19 @@ func (c *Conn) finishUnaccepted(l *slog.Logger, err error, stack []byte) {
 	}
 }
 
-// refuse answers a handshake the handler left pending.
+// refuse answers a handshake the handler left unanswered.
 func (c *Conn) refuse(status int, msg string) {
 	c.hsMu.Lock()
+	defer c.hsMu.Unlock()
+	c.refuseLocked(status, msg)
+}
+
+// refuseLocked writes an HTTP refusal and moves the connection to
+// StateRefused.
+func (c *Conn) refuseLocked(status int, msg string) {
 	c.hsStatus = status
-	c.hsMu.Unlock()
 	http.Error(c.w, msg, status)
+	c.end()
 }
 
 // classify maps a handler's result to the close code the client sees,

@@ -44,16 +44,6 @@ type ConnEnd struct {
 	Err error
 }
 
-// OnAccept registers fn to run right after Accept or AcceptWith succeeds,
-// in the goroutine that called it, before Accept returns. It does not
-// run for a connection that Close refuses before Accept. Functions
-// registered after the handshake never run.
-func (c *Conn) OnAccept(fn func()) {
-	c.hookMu.Lock()
-	c.acceptHooks = append(c.acceptHooks, fn)
-	c.hookMu.Unlock()
-}
-
 // OnReceive registers fn to run for each data message received, after it
 // is read and before the Receive call returns it, with its type and
 // size. If fn returns an error the message is dropped, the connection is
@@ -76,21 +66,18 @@ func (c *Conn) OnReceive(fn func(typ MessageType, size int) error) {
 // handshake, or after an HTTP refusal was written, when the handler and
 // its middleware have returned. Functions run in the handler's
 // goroutine, the last registered first (like deferred calls); a panic in
-// one is logged and does not stop the others.
+// one is logged and does not stop the others. Registered after that
+// moment (from a goroutine that outlived the handler), fn runs at once in
+// the caller's goroutine with the same ConnEnd.
 func (c *Conn) OnEnd(fn func(ConnEnd)) {
 	c.hookMu.Lock()
+	if e := c.endRec; e != nil {
+		c.hookMu.Unlock()
+		c.runEndHook(fn, *e)
+		return
+	}
 	c.endHooks = append(c.endHooks, fn)
 	c.hookMu.Unlock()
-}
-
-func (c *Conn) runAcceptHooks() {
-	c.hookMu.Lock()
-	hs := c.acceptHooks
-	c.acceptHooks = nil
-	c.hookMu.Unlock()
-	for _, fn := range hs {
-		fn()
-	}
 }
 
 // runReceiveHooks runs the OnReceive functions for one message; a
@@ -114,18 +101,14 @@ func (c *Conn) runReceiveHooks(hs []func(MessageType, int) error, typ MessageTyp
 	return nil
 }
 
-// runEndHooks tells the OnEnd functions how the connection ended.
+// runEndHooks tells the OnEnd functions how the connection ended. It
+// runs once, in the handler's goroutine, after the connection reached a
+// final State.
 func (c *Conn) runEndHooks(err error) {
-	c.hookMu.Lock()
-	hs := c.endHooks
-	c.endHooks = nil
-	c.hookMu.Unlock()
-	if len(hs) == 0 {
-		return
-	}
+	st := c.st.Load()
 	c.hsMu.Lock()
-	e := ConnEnd{
-		Accepted: c.accepted.Load() && !c.openedToRefuse,
+	e := &ConnEnd{
+		Accepted: st&acceptedBit != 0,
 		Status:   c.hsStatus,
 		Err:      err,
 	}
@@ -133,10 +116,15 @@ func (c *Conn) runEndHooks(err error) {
 	if c.accepted.Load() {
 		e.Code = c.closedCode()
 		e.Reason = c.closedReason()
-		e.PeerClosed = c.firstClose.Load() != closerServer
+		e.PeerClosed = st&serverCloseBit == 0
 	}
+	c.hookMu.Lock()
+	hs := c.endHooks
+	c.endHooks = nil
+	c.endRec = e
+	c.hookMu.Unlock()
 	for i := len(hs) - 1; i >= 0; i-- {
-		c.runEndHook(hs[i], e)
+		c.runEndHook(hs[i], *e)
 	}
 }
 

@@ -29,14 +29,14 @@ func (c *Conn) stopKeepalive() {
 // being read, so the peer is judged dead only if a reader was waiting for
 // the whole PongTimeout and no pong came.
 func (c *Conn) keepalive() {
-	if c.closing.Load() || c.nc.closed.Load() {
+	if c.State() >= StateClosing || c.nc.closed.Load() {
 		return
 	}
 	readingAtStart := c.reading.Load() > 0
 	ctx, cancel := context.WithTimeout(context.Background(), c.route.opts.PongTimeout)
 	err := c.ws.Ping(ctx)
 	cancel()
-	if c.closing.Load() || c.nc.closed.Load() {
+	if c.State() >= StateClosing || c.nc.closed.Load() {
 		return
 	}
 	if err != nil && readingAtStart && c.reading.Load() > 0 {

@@ -203,7 +203,6 @@ func (c *Conn) readError(ctx context.Context, err error) error {
 		if errors.As(err, &ce) {
 			c.peerReason.Store(&ce.Reason)
 		}
-		c.firstClose.CompareAndSwap(0, closerPeer)
 		c.peerCode.Store(int32(code))
 		out = fmt.Errorf("%w: peer closed with %d: %w", ErrClosed, int(code), err)
 	case ctx.Err() != nil && !c.ownDone(ctx):
