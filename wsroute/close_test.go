@@ -1,8 +1,11 @@
 package wsroute_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -124,4 +127,63 @@ func TestCloseBeforeAcceptEchoesASubprotocol(t *testing.T) {
 	code, reason := readClose(t, c)
 	testutil.Equal(t, code, 4001)
 	testutil.Equal(t, reason, "Unauthorized")
+}
+
+// TestProtocolErrorDropsTCPPromptly: after answering a protocol
+// violation with 1002 (or text that is not UTF-8 with 1007) the server
+// does not wait for the peer's close frame (RFC 6455 §7.1.7: it fails the
+// connection), so a client that never answers sees EOF at once, not
+// after seconds of a dead socket.
+func TestProtocolErrorDropsTCPPromptly(t *testing.T) {
+	t.Parallel()
+	testCases := []struct {
+		name  string
+		bytes []byte
+		want  websocket.StatusCode
+	}{
+		{name: "reserved bits", bytes: frame(true, 0b100, 1, []byte("x"), false), want: websocket.StatusProtocolError},
+		{name: "bad opcode", bytes: frame(true, 0, 3, []byte("x"), false), want: websocket.StatusProtocolError},
+		{name: "bad close code", bytes: frame(true, 0, 8, []byte{0x03, 0xed}, false), want: websocket.StatusProtocolError},
+		{name: "unmasked", bytes: frame(true, 0, 1, []byte("x"), true), want: websocket.StatusProtocolError},
+		// RFC 6455 §8.1: text that is not UTF-8 fails the connection too.
+		{name: "invalid UTF-8", bytes: frame(true, 0, 1, []byte{'o', 0xff}, false), want: websocket.StatusInvalidFramePayloadData},
+	}
+	handlers := []struct {
+		name string
+		fn   wsroute.HandlerFunc
+	}{
+		{name: "receiving", fn: echo},
+		{name: "sending only", fn: func(ctx context.Context, c *wsroute.Conn) error {
+			testutil.NoErr(t, c.Accept(ctx))
+			c.CloseRead()
+			<-c.Done()
+			return nil
+		}},
+	}
+	// A long CloseTimeout is the user's bound for a close handshake the
+	// server starts; it must not keep a failed connection around.
+	opts := &wsroute.Options{CloseTimeout: 10 * time.Second}
+	for _, tc := range testCases {
+		for _, h := range handlers {
+			t.Run(tc.name+"/"+h.name, func(t *testing.T) {
+				t.Parallel()
+				srv := serve(t, opts, "/ws", h.fn)
+				nc := rawDial(t, srv, "/ws", nil)
+				defer nc.Close()
+				_, err := nc.Write(tc.bytes)
+				testutil.NoErr(t, err)
+				// Generous: coder/websocket alone would wait 5 s for
+				// the peer's close frame.
+				nc.SetReadDeadline(time.Now().Add(3 * time.Second))
+				br := bufio.NewReader(nc)
+				op, payload, err := readFrame(br)
+				testutil.NoErr(t, err)
+				testutil.Equal(t, op, byte(8))
+				testutil.Check(t, len(payload) >= 2, "close frame without a code")
+				testutil.Equal(t, binary.BigEndian.Uint16(payload), uint16(tc.want))
+				_, err = br.ReadByte()
+				testutil.Check(t, errors.Is(err, io.EOF), "after the %d close frame the socket stayed open: %v", tc.want, err)
+			})
+		}
+	}
 }

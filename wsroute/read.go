@@ -178,7 +178,7 @@ func (c *Conn) read(ctx context.Context) (MessageType, *bytes.Buffer, error) {
 		putReadBuf(buf)
 		err := fmt.Errorf("%w: connection closed with 1007", ErrInvalidUTF8)
 		c.readFailed.Store(&err)
-		c.Close(StatusInvalidFramePayloadData, "invalid UTF-8")
+		c.fail(StatusInvalidFramePayloadData, "invalid UTF-8")
 		return 0, nil, err
 	}
 	c.msgsIn.Add(1)
@@ -217,6 +217,11 @@ func (c *Conn) readError(ctx context.Context, err error) error {
 		out = fmt.Errorf("%w: %w", ErrClosed, err)
 	default:
 		out = fmt.Errorf("%w: %w", ErrProtocol, err)
+		c.readFailed.CompareAndSwap(nil, &out)
+		// coder/websocket has usually sent 1002 already; either way the
+		// connection is failed now, not when the handler returns.
+		c.fail(StatusProtocolError, "protocol error")
+		return out
 	}
 	c.readFailed.CompareAndSwap(nil, &out)
 	return out

@@ -32,9 +32,10 @@ const (
 	// StateOpen: Accept succeeded; the WebSocket is open.
 	StateOpen
 
-	// StateClosing: a close handshake has begun (Close, the handler
-	// returned, or the connection failed on bad input); the socket is
-	// closed within Options.CloseTimeout.
+	// StateClosing: a close handshake has begun (Close, or the handler
+	// returned); the socket is closed within Options.CloseTimeout. A
+	// connection failed on bad input (1002, 1007) passes through it at
+	// once: its socket is closed right after the close frame.
 	StateClosing
 
 	// StateClosed: the WebSocket is over and its socket closed.
