@@ -133,6 +133,7 @@ func (c *Conn) acceptLocked(ctx context.Context, p AcceptParams) error {
 	// coder/websocket answers an extension (permessage-deflate) in this
 	// header; without one, frames are plain and wsroute writes them.
 	c.nc.direct = hw.Header().Get("Sec-Websocket-Extensions") == ""
+	c.nc.vetClose = c.vetCloseFrame
 	c.hsStatus = http.StatusSwitchingProtocols
 	if c.hsTimer != nil {
 		c.hsTimer.Stop()

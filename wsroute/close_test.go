@@ -187,3 +187,31 @@ func TestProtocolErrorDropsTCPPromptly(t *testing.T) {
 		}
 	}
 }
+
+// TestPeerCloseReasonNotUTF8FailsWith1007: RFC 6455 §8.1 says a close
+// frame whose reason is not valid UTF-8 fails the connection with 1007;
+// it must not be echoed back as if it were a normal close.
+func TestPeerCloseReasonNotUTF8FailsWith1007(t *testing.T) {
+	t.Parallel()
+	errs := make(chan error, 1)
+	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
+		testutil.NoErr(t, c.Accept(ctx))
+		_, err := c.ReceiveText(ctx)
+		errs <- err
+		return err
+	})
+	nc := rawDial(t, srv, "/ws", nil)
+	defer nc.Close()
+	payload := []byte{0x03, 0xe8, 'o', 'k', 0xff, 0xfe} // 1000, "ok\xff\xfe"
+	_, err := nc.Write(frame(true, 0, 8, payload, false))
+	testutil.NoErr(t, err)
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	op, got, err := readFrame(bufio.NewReader(nc))
+	testutil.NoErr(t, err)
+	testutil.Equal(t, op, byte(8))
+	testutil.Check(t, len(got) >= 2, "close frame without a code")
+	testutil.Equal(t, binary.BigEndian.Uint16(got), uint16(websocket.StatusInvalidFramePayloadData))
+	testutil.Check(t, utf8.Valid(got[2:]), "the server's reason is not UTF-8 either: %q", got[2:])
+	err = <-errs
+	testutil.Check(t, errors.Is(err, wsroute.ErrInvalidUTF8), "Receive error %v does not wrap ErrInvalidUTF8", err)
+}

@@ -163,6 +163,10 @@ type netConn struct {
 	// mu) records that one of them was a close frame: no data may follow.
 	direct    bool
 	closeSent bool
+
+	// vetClose, when set, sees each close frame written in direct mode
+	// and may return another to write instead (Conn.vetCloseFrame).
+	vetClose func(frame []byte) []byte
 }
 
 // batchPool holds batch buffers, so an idle connection keeps none and a
@@ -174,17 +178,27 @@ const maxPooledBatch = 1 << 20
 func (c *netConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	n := len(p)
 	if c.direct && len(p) > 0 && p[0]&0x0f == 0x8 {
 		c.closeSent = true
+		if c.vetClose != nil {
+			if q := c.vetClose(p); q != nil {
+				p = q
+			}
+		}
 	}
 	if c.corked > 0 {
 		if c.batch == nil {
 			c.batch = batchPool.Get().(*[]byte)
 		}
 		*c.batch = append(*c.batch, p...)
-		return len(p), nil
+		return n, nil
 	}
-	return c.writeLocked(p)
+	m, err := c.writeLocked(p)
+	if err == nil {
+		return n, nil // all of p, or the frame that replaced it
+	}
+	return min(m, n), err
 }
 
 // writeLocked writes p to the socket. The deadline is refreshed whenever

@@ -200,9 +200,14 @@ func (c *Conn) readError(ctx context.Context, err error) error {
 	switch code := websocket.CloseStatus(err); {
 	case code != -1:
 		var ce websocket.CloseError
-		if errors.As(err, &ce) {
-			c.peerReason.Store(&ce.Reason)
+		errors.As(err, &ce)
+		if !utf8.ValidString(ce.Reason) && c.sentCode.Load() == int32(StatusInvalidFramePayloadData) {
+			// vetCloseFrame answered with 1007: the peer's close frame
+			// was not a valid one.
+			out = fmt.Errorf("%w: the peer's close reason is not valid UTF-8; connection failed with 1007", ErrInvalidUTF8)
+			break
 		}
+		c.peerReason.Store(&ce.Reason)
 		c.peerCode.Store(int32(code))
 		out = fmt.Errorf("%w: peer closed with %d: %w", ErrClosed, int(code), err)
 	case ctx.Err() != nil && !c.ownDone(ctx):
