@@ -192,19 +192,29 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		routes[r] = rc
 	}
 	m.mu.RUnlock()
+	var conns []*wsroute.Conn
 	for route, rc := range routes {
+		// The ended connections' totals and the open set are taken
+		// together, then the open ones are read without the lock, so
+		// that a scrape holds up handshakes only for a copy. The sum
+		// still never goes down: a connection that ends meanwhile is
+		// read live here and in the totals only from the next scrape,
+		// and a connection's counts only grow.
 		rc.mu.Lock()
-		open := len(rc.open)
 		sum := rc.closed
+		conns = conns[:0]
 		for c := range rc.open {
+			conns = append(conns, c)
+		}
+		rc.mu.Unlock()
+		for _, c := range conns {
 			s := c.Stats()
 			sum.MessagesIn += s.MessagesIn
 			sum.MessagesOut += s.MessagesOut
 			sum.BytesIn += s.BytesIn
 			sum.BytesOut += s.BytesOut
 		}
-		rc.mu.Unlock()
-		ch <- prometheus.MustNewConstMetric(m.openDesc, prometheus.GaugeValue, float64(open), route)
+		ch <- prometheus.MustNewConstMetric(m.openDesc, prometheus.GaugeValue, float64(len(conns)), route)
 		ch <- prometheus.MustNewConstMetric(m.msgsInDesc, prometheus.CounterValue, float64(sum.MessagesIn), route)
 		ch <- prometheus.MustNewConstMetric(m.msgsOutDesc, prometheus.CounterValue, float64(sum.MessagesOut), route)
 		ch <- prometheus.MustNewConstMetric(m.bytesInDesc, prometheus.CounterValue, float64(sum.BytesIn), route)

@@ -127,3 +127,67 @@ func TestConnectionsRouteOption(t *testing.T) {
 	}, "the connection is not counted under the route Options.Route named")
 	c.Close(websocket.StatusNormalClosure, "")
 }
+
+// TestTrafficCountersNeverGoDown scrapes while connections come, talk
+// and go: a counter that went down would read as a reset to Prometheus.
+func TestTrafficCountersNeverGoDown(t *testing.T) {
+	t.Parallel()
+	m := wsmetrics.Connections(nil)
+	reg := registry(t, m)
+	srv := mux(t, map[string]http.Handler{"/ws/echo": wsroute.Handle(m.Middleware()(echo))})
+	ctx := testutil.Ctx(t)
+	const clients, rounds, msgs = 8, 15, 3
+	done := make(chan struct{})
+	errs := make(chan error, clients)
+	for range clients {
+		go func() {
+			var err error
+			defer func() { errs <- err }()
+			for range rounds {
+				var c *websocket.Conn
+				if c, _, err = websocket.Dial(ctx, wsURL(srv, "/ws/echo"), nil); err != nil {
+					return
+				}
+				for range msgs {
+					if err = c.Write(ctx, websocket.MessageText, []byte("x")); err != nil {
+						return
+					}
+					if _, _, err = c.Read(ctx); err != nil {
+						return
+					}
+				}
+				c.Close(websocket.StatusNormalClosure, "")
+			}
+		}()
+	}
+	go func() {
+		for range clients {
+			if err := <-errs; err != nil {
+				t.Errorf("client: %v", err)
+			}
+		}
+		close(done)
+	}()
+	last := -1.0 // no series before the first connection
+	scrapes := 0
+	for running := true; running; scrapes++ {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		v := sample(t, reg, "nexio_ws_messages_in_total", nil)
+		if v < last {
+			t.Errorf("messages_in_total went down from %v to %v", last, v)
+		}
+		last = v
+	}
+	if t.Failed() {
+		return
+	}
+	testutil.Eventually(t, func() bool {
+		return sample(t, reg, "nexio_ws_connections_open", nil) == 0
+	}, "connections still counted open")
+	testutil.Equal(t, sample(t, reg, "nexio_ws_messages_in_total", nil), clients*rounds*msgs)
+	t.Logf("%d scrapes while %d connections came and went", scrapes, clients*rounds)
+}
