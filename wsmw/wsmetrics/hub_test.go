@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
@@ -247,4 +248,20 @@ func TestQueueLengthBuckets(t *testing.T) {
 	testutil.NoErr(t, prometheusText(general, &want))
 	testutil.NoErr(t, promtest.CollectAndCompare(fast, strings.NewReader(want.String())))
 	testutil.Equal(t, promtest.CollectAndCount(fast), 1)
+}
+
+// TestBrokerHelpCoversRedis: every field of redisbroker.Stats has its
+// own help text, not the field-name fallback.
+func TestBrokerHelpCoversRedis(t *testing.T) {
+	t.Parallel()
+	c := wsmetrics.BrokerCollector("redis", func() redisbroker.Stats { return redisbroker.Stats{} })
+	ch := make(chan *prometheus.Desc, 64)
+	c.Describe(ch)
+	close(ch)
+	n := 0
+	for d := range ch {
+		n++
+		testutil.Check(t, !strings.Contains(d.String(), `help: "Stats.`), "no help text: %v", d)
+	}
+	testutil.Equal(t, n, reflect.TypeOf(redisbroker.Stats{}).NumField())
 }
