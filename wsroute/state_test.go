@@ -2,7 +2,9 @@ package wsroute_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -202,4 +204,38 @@ func TestHooksAtAnyState(t *testing.T) {
 		websocket.Dial(testutil.Ctx(t), wsURL(srv, "/ws"), nil)
 		<-ran
 	})
+}
+
+// TestRequestEndsBeforeAccept: while the handshake is pending, the
+// request's context ending (the client left, or a middleware's deadline
+// passed) refuses the connection: Done closes, OnClose runs, State says
+// so, and Accept fails with ErrClosed.
+func TestRequestEndsBeforeAccept(t *testing.T) {
+	t.Parallel()
+	type seen struct {
+		state     wsroute.State
+		acceptErr error
+	}
+	got := make(chan seen, 1)
+	var closed atomic.Bool
+	route := wsroute.Handle(func(ctx context.Context, c *wsroute.Conn) error {
+		c.OnClose(func() { closed.Store(true) })
+		<-c.Done() // a slow auth lookup that honours ctx
+		testutil.Eventually(t, closed.Load, "OnClose did not run")
+		got <- seen{state: c.State(), acceptErr: c.Accept(ctx)}
+		return nil
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/ws", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A middleware whose deadline passes during the handshake.
+		ctx, cancel := context.WithCancel(r.Context())
+		cancel()
+		route.ServeHTTP(w, r.WithContext(ctx))
+	}))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	websocket.Dial(testutil.Ctx(t), wsURL(srv, "/ws"), nil)
+	s := <-got
+	testutil.Equal(t, s.state, wsroute.StateRefused)
+	testutil.Check(t, errors.Is(s.acceptErr, wsroute.ErrClosed), "Accept after the request ended: %v", s.acceptErr)
 }

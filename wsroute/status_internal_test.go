@@ -42,3 +42,41 @@ func TestStatusCodeSendable(t *testing.T) {
 		}
 	}
 }
+
+// FuzzVetCloseFrame: whatever reason a peer's close frame carried, the
+// frame written in answer is a whole server close frame whose reason is
+// valid UTF-8, and a valid echo is left alone.
+func FuzzVetCloseFrame(f *testing.F) {
+	for _, s := range []string{"", "ok", "ok\xff\xfe", "\xc3", strings.Repeat("é", 61)} {
+		f.Add(uint16(1000), s)
+	}
+	f.Fuzz(func(t *testing.T, code uint16, reason string) {
+		if len(reason) > 123 {
+			reason = reason[:123]
+		}
+		in := append([]byte{0x88, byte(2 + len(reason)), byte(code >> 8), byte(code)}, reason...)
+		c := &Conn{}
+		out := c.vetCloseFrame(in)
+		if out == nil {
+			if !utf8.ValidString(reason) {
+				t.Fatalf("echo of invalid reason %q let through", reason)
+			}
+			return
+		}
+		if utf8.ValidString(reason) {
+			t.Fatalf("valid reason %q replaced", reason)
+		}
+		if len(out) < 4 || out[0] != 0x88 || int(out[1]) != len(out)-2 || len(out)-2 > 125 {
+			t.Fatalf("not a whole close frame: %x", out)
+		}
+		if got := StatusCode(int(out[2])<<8 | int(out[3])); got != StatusInvalidFramePayloadData {
+			t.Fatalf("code %d, want 1007", got)
+		}
+		if !utf8.Valid(out[4:]) {
+			t.Fatalf("reason %q is not UTF-8", out[4:])
+		}
+		if StatusCode(c.sentCode.Load()) != StatusInvalidFramePayloadData {
+			t.Fatalf("sentCode %d not recorded", c.sentCode.Load())
+		}
+	})
+}
