@@ -160,3 +160,38 @@ func ExampleConn_CloseRead() {
 	// tick 1
 	// tick 2
 }
+
+// A connection's life is one state machine: Done, the handler's ctx and
+// the OnClose functions end and start when it reaches StateClosed.
+func ExampleConn_State() {
+	steps := make(chan string, 8)
+	mux := http.NewServeMux()
+	mux.Handle("/ws", wsroute.Handle(func(ctx context.Context, c *wsroute.Conn) error {
+		defer close(steps)
+		steps <- "before Accept: " + c.State().String()
+		if err := c.Accept(ctx); err != nil {
+			return err
+		}
+		steps <- "after Accept: " + c.State().String()
+		c.Close(wsroute.StatusNormalClosure, "bye")
+		<-c.Done() // already closed: Close returns once the socket is closed
+		steps <- "after Close: " + c.State().String()
+		return nil
+	}))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	client, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws", nil)
+	if err != nil {
+		panic(err)
+	}
+	defer client.CloseNow()
+	client.Read(context.Background()) // answers the close
+	for s := range steps {
+		fmt.Println(s)
+	}
+	// Output:
+	// before Accept: handshake
+	// after Accept: open
+	// after Close: closed
+}
