@@ -126,6 +126,30 @@ end
 return {e, head, r}
 `)
 
+// rotateScript starts a new epoch for a room whose offset went back
+// (Redis lost its last writes but kept the epoch: a crash with
+// appendfsync everysec, a failover to a lagging replica), unless another
+// node did already. ARGV: the epoch seen, the offset a node delivered,
+// random bytes. It returns the room's epoch afterwards.
+var rotateScript = redis.NewScript(`
+local e = redis.call('GET', KEYS[2])
+local off = tonumber(redis.call('GET', KEYS[3]) or '0')
+if e ~= ARGV[1] or off >= tonumber(ARGV[2]) then
+	return e or ''
+end
+local ttl = redis.call('PTTL', KEYS[2])
+local t = redis.call('TIME')
+e = string.format('%014x', tonumber(t[1]) * 1000000 + tonumber(t[2])) .. '.' .. ARGV[3]
+redis.call('SET', KEYS[2], e)
+redis.call('SET', KEYS[3], 0)
+redis.call('DEL', KEYS[1])
+if ttl > 0 then
+	redis.call('PEXPIRE', KEYS[2], ttl)
+	redis.call('PEXPIRE', KEYS[3], ttl)
+end
+return e
+`)
+
 // defaultHistoryTTL is the TTL of an epoch that History starts for a
 // room without one, before this broker has seen an Append tell it the
 // Hub's History.TTL.
@@ -615,8 +639,7 @@ func (b *Broker) runChecks(now time.Time) bool {
 			// appended since): the next message starts a new epoch.
 		case res.head.Epoch == last.Epoch:
 			if res.head.Offset < last.Offset {
-				b.log.Warn("redisbroker: a room's history is behind what this node delivered: Redis lost its last writes (a restart with appendfsync other than always?); later messages may be taken for copies",
-					"node", b.node, "room", room, "epoch", last.Epoch, "delivered", last.Offset, "redis_offset", res.head.Offset)
+				b.rotate(ctx, room, last, res.head)
 				continue
 			}
 			b.deliverFilled(ch, room, last, res.msgs, res.head.Offset, now)
@@ -627,6 +650,18 @@ func (b *Broker) runChecks(now time.Time) bool {
 		}
 	}
 	return true
+}
+
+// rotate starts a new epoch for room, whose offset in Redis (head) is
+// behind what this node delivered (last): Redis lost its last writes
+// but kept the epoch. Going on in that epoch would give new messages the
+// offsets of lost ones, which the nodes that delivered those would drop
+// as copies; a new epoch tells every node and member that the history
+// was lost.
+func (b *Broker) rotate(ctx context.Context, room string, last, head hub.Position) {
+	e, err := rotateScript.Run(ctx, b.client, b.historyKeys(room), last.Epoch, last.Offset, randomID()).Text()
+	b.log.Warn("redisbroker: a room's history in Redis is behind what this node delivered (Redis lost its last writes: a crash with appendfsync other than always, or a failover to a lagging replica); starting a new epoch",
+		"node", b.node, "room", room, "epoch", last.Epoch, "delivered", last.Offset, "redis_offset", head.Offset, "new_epoch", e, "error", err)
 }
 
 // hand calls the Hub's deliver; one call at a time, whichever goroutine

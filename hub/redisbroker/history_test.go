@@ -309,3 +309,59 @@ func TestHistoryThenSubscribeMissesNothing(t *testing.T) {
 	checkSequence(t, "B", fromB.messages("room"), head.Epoch, 4, 23)
 	testutil.Equal(t, b.Stats().Missed, uint64(0))
 }
+
+// Redis loses its last writes but keeps the epoch (a crash with
+// appendfsync everysec, a failover to a lagging replica): the next
+// messages would reuse the offsets of lost ones, which a node that
+// delivered those takes for copies. The node that notices, when it
+// compares with Redis after a reconnection, starts a new epoch instead,
+// and the next message is offset 1 of it.
+func TestHistoryRollbackStartsNewEpoch(t *testing.T) {
+	t.Parallel()
+	srv := startRedis(t) // private: CLIENT KILL must not reach other tests
+	newClient := func(name string) *redis.Client {
+		c := redis.NewClient(&redis.Options{Addr: srv.addr(), ClientName: name})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	ca, cb := newClient("node-a"), newClient("node-b")
+	logger, logs := testLogger(t)
+	opts := &redisbroker.Options{Prefix: "rb", Logger: logger}
+	a, _, err := openBroker(t, ca, "A", opts)
+	testutil.NoErr(t, err)
+	b, fromB, err := openBroker(t, cb, "B", opts)
+	testutil.NoErr(t, err)
+	b.Subscribe("room")
+	subscribed(t, ca, "rb", "room", 1)
+	ctx := testutil.Ctx(t)
+	var first hub.Position
+	for i := 1; i <= 10; i++ {
+		first, err = a.Append(ctx, text("room", strconv.Itoa(i)), size)
+		testutil.NoErr(t, err)
+	}
+	testutil.Eventually(t, func() bool { return len(fromB.messages("room")) == 10 }, "B delivered %d of 10", len(fromB.messages("room")))
+
+	// Redis "loses" 8, 9 and 10.
+	testutil.NoErr(t, ca.Set(ctx, "{rb}:ho:room", 7, 0).Err())
+	testutil.NoErr(t, ca.XDel(ctx, "{rb}:h:room", "8-0", "9-0", "10-0").Err())
+	list, err := ca.Do(ctx, "CLIENT", "LIST", "TYPE", "pubsub").Text()
+	testutil.NoErr(t, err)
+	var id string
+	for _, line := range strings.Split(list, "\n") {
+		if strings.Contains(line, " name=node-b ") {
+			id, _, _ = strings.Cut(strings.TrimPrefix(line, "id="), " ")
+		}
+	}
+	testutil.NoErr(t, ca.Do(ctx, "CLIENT", "KILL", "ID", id).Err())
+	testutil.Eventually(t, func() bool {
+		e, err := ca.Get(ctx, "{rb}:he:room").Result()
+		return err == nil && e != first.Epoch
+	}, "no new epoch after B saw the history go back")
+	pos, err := a.Append(ctx, text("room", "after"), size)
+	testutil.NoErr(t, err)
+	testutil.Check(t, pos.Epoch != first.Epoch && pos.Offset == 1, "the next message is at %+v, want offset 1 of a new epoch", pos)
+	testutil.Eventually(t, func() bool { return len(fromB.messages("room")) == 11 }, "B delivered %d of 11", len(fromB.messages("room")))
+	testutil.Equal(t, fromB.messages("room")[10].Position, pos)
+	testutil.Equal(t, b.Stats().Duplicates, uint64(0))
+	testutil.Check(t, strings.Contains(logs.String(), "starting a new epoch"), "no warning:\n%s", logs)
+}
