@@ -149,9 +149,12 @@
 // message exactly once, in order (Missed stays 0, as the tests check),
 // and members recover across the restart. With appendfsync everysec (the
 // Redis default) a crash of the Redis host can lose the last second of
-// appends while keeping the epoch: nodes that delivered those messages
-// log a warning, and the offsets reused by the next appends may be taken
-// for copies on those nodes. Without persistence a restart loses every
+// appends while keeping the epoch; a node that had delivered those
+// messages notices when it compares with Redis after reconnecting (the
+// offset went back), logs a warning and starts a new epoch, so that new
+// messages do not reuse the offsets of lost ones (an append in the
+// moment before that may still be taken for a copy on that node).
+// Without persistence a restart loses every
 // history: rooms start new epochs and members get Recovered false.
 // Redis Cluster and Sentinel work as for messages; a failover to a
 // replica that had not received the last writes is like everysec.
