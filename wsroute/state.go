@@ -102,7 +102,11 @@ func (s State) over() bool { return s >= StateClosed }
 // request's context ending ends the connection too (requestEnded).
 func (c *Conn) newLifecycle(r *http.Request) {
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(r.Context()))
+	// requestEnded may run at once, on its own goroutine, if the request
+	// has already ended: it takes hsMu, so it sees stopRequestWatch set.
+	c.hsMu.Lock()
 	c.stopRequestWatch = context.AfterFunc(r.Context(), c.requestEnded)
+	c.hsMu.Unlock()
 }
 
 // requestEnded refuses a connection whose request's context ended before
