@@ -169,6 +169,12 @@ func (h *Hub) JoinFrom(c *wsroute.Conn, room string, since Position) (Recovery, 
 		rec = Recovery{Recovered: since.IsZero()}
 	}
 	h.joinLocked(m, room)
+	if f := h.opts.Seam; f != nil {
+		// h.mu is held for writing: no message of the room is
+		// delivered before the seam's is queued behind the replay.
+		typ, data := f(room, c, rec)
+		replay = append(replay, wsroute.Message{Type: typ, Data: data})
+	}
 	if len(replay) > 0 {
 		m.mu.Lock()
 		if !m.dead {

@@ -427,3 +427,69 @@ func TestHistoryOffCostsNothing(t *testing.T) {
 	})
 	testutil.Check(t, allocs <= 1, "a broadcast without history allocates %v times", allocs)
 }
+
+// seamMsg is the Seam of TestJoinFromSeamMessage: "seam epoch offset
+// recovered missed".
+func seamMsg(room string, c *wsroute.Conn, r hub.Recovery) (wsroute.MessageType, []byte) {
+	return wsroute.MessageText, fmt.Appendf(nil, "seam %s %d %v %d", r.Position.Epoch, r.Position.Offset, r.Recovered, r.Missed)
+}
+
+// TestJoinFromSeamMessage: with Options.Seam, each member gets exactly
+// the replay, then the seam's message standing at the last replayed
+// position, then the live messages from the next offset on, while others
+// publish all the time.
+func TestJoinFromSeamMessage(t *testing.T) {
+	t.Parallel()
+	const n = 600
+	h := hub.New(&hub.Options{History: hub.History{Size: n}, Stamp: stampPos, Seam: seamMsg})
+	hs := newHistoryServer(t, h, nil)
+	first, err := h.Publish(context.Background(), "seam", wsroute.MessageText, []byte("m"))
+	testutil.NoErr(t, err)
+
+	done := make(chan error, 1)
+	go func() {
+		for range n - 1 {
+			if _, err := h.Publish(context.Background(), "seam", wsroute.MessageText, []byte("m")); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	ctx := testutil.Ctx(t)
+	url := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws/seam"
+	last := hub.Position{Epoch: first.Epoch}
+	for joins := 0; last.Offset < n; joins++ {
+		c, _, err := websocket.Dial(ctx, fmt.Sprintf("%s?since=%s:%d", url, last.Epoch, last.Offset), nil)
+		testutil.NoErr(t, err)
+		since, replayed, sawSeam := last, 0, false
+		for reads := 2 + rand.IntN(30); reads > 0 || !sawSeam; reads-- {
+			if sawSeam && last.Offset == n {
+				break
+			}
+			_, b, err := c.Read(ctx)
+			testutil.NoErr(t, err)
+			if strings.HasPrefix(string(b), "seam ") {
+				var pos hub.Position
+				var recovered bool
+				var missed int
+				_, err := fmt.Sscanf(string(b), "seam %s %d %v %d", &pos.Epoch, &pos.Offset, &recovered, &missed)
+				testutil.NoErr(t, err)
+				testutil.Check(t, !sawSeam, "join %d: a second seam message: %s", joins, b)
+				testutil.Check(t, recovered && missed == replayed && pos == last,
+					"join %d from %v: seam %q after %d replayed messages ending at %v", joins, since, b, replayed, last)
+				sawSeam = true
+				continue
+			}
+			pos, _ := parseStamped(t, string(b))
+			testutil.Check(t, pos == hub.Position{Epoch: last.Epoch, Offset: last.Offset + 1},
+				"join %d: got %v after %v (seam seen: %v)", joins, pos, last, sawSeam)
+			last = pos
+			if !sawSeam {
+				replayed++
+			}
+		}
+		c.CloseNow()
+	}
+	testutil.NoErr(t, <-done)
+}

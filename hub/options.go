@@ -100,6 +100,18 @@ type Options struct {
 	// unchanged.
 	Stamp func(room string, pos Position, typ wsroute.MessageType, data []byte) (wsroute.MessageType, []byte)
 
+	// Seam, when set, builds one more message that JoinFrom hands the
+	// joining member right after its replay and before any live message
+	// of the room, so that a client learns where the replay ends (the
+	// demo's "sync" frame). r is what JoinFrom returns, except that
+	// r.Position is the position at the seam itself: the last message
+	// before the live ones that follow (the room's head when nothing was
+	// replayed), so that the next live message is r.Position's offset
+	// plus one. It runs once per JoinFrom, with the room's order held:
+	// it must be cheap and must not call the Hub. Defaults to nil:
+	// nothing is added.
+	Seam func(room string, c *wsroute.Conn, r Recovery) (wsroute.MessageType, []byte)
+
 	// OnPresence, when set, is called for each member joining or leaving
 	// a room: this node's members (once accepted, never for a connection
 	// refused before its handshake completed) and, with a Broker, other

@@ -202,7 +202,13 @@ func (h *Hub) joinFromStore(c *wsroute.Conn, room string, since Position) (Recov
 				}
 			}
 		}
+		// seam is where the held live messages begin.
+		seam := from
 		if !rec.Recovered {
+			seam = cur
+			if len(cu.pos) > 0 {
+				seam = Position{Epoch: cu.pos[0].Epoch, Offset: cu.pos[0].Offset - 1}
+			}
 			rec.Position = cur
 			if len(cu.pos) > 0 {
 				rec.Position = cu.pos[len(cu.pos)-1]
@@ -220,6 +226,14 @@ func (h *Hub) joinFromStore(c *wsroute.Conn, room string, since Position) (Recov
 			}
 			cu.msgs = append(msgs, cu.msgs...)
 			cu.replay = len(replay)
+		}
+		if f := h.opts.Seam; f != nil {
+			sr := rec
+			sr.Position = seam
+			typ, data := f(room, c, sr)
+			i := cu.replay
+			cu.msgs = slices.Insert(cu.msgs, i, wsroute.Message{Type: typ, Data: data})
+			cu.replay++
 		}
 		cu.fetching = false
 		cu.pos = nil
