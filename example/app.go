@@ -20,9 +20,15 @@ type config struct {
 	// off.
 	Rate int
 
-	// RedisURL, when set, puts the rooms of /ws/rooms/{room} on Redis so
-	// that they span every instance using the same URL.
+	// RedisURL, when set, puts the rooms of /ws/rooms/{room} and
+	// /ws/live/{room} on Redis so that they span every instance using the
+	// same URL; the history of live rooms is then kept in Redis too.
 	RedisURL string
+
+	// History is how many messages each room of /ws/live/{room} keeps
+	// (for liveHistoryTTL after its last one); 0 keeps none, and a since=
+	// is then never recovered.
+	History int
 
 	// Logger receives every log line. nil means slog.Default().
 	Logger *slog.Logger
@@ -36,9 +42,17 @@ type app struct {
 	tracker *wsroute.Tracker // every accepted connection, for Shutdown
 	local   *hub.Hub         // /ws/broadcast and /ws/chat: this instance only
 	rooms   *hub.Hub         // /ws/rooms/{room}: every instance on -redis
-	redis   *redisLink       // nil without -redis
-	tel     *telemetry       // GET /metrics
-	handler http.Handler
+	// liveRooms serves /ws/live/{room}: every instance on -redis, with
+	// history. A hub of its own, so that /ws/rooms/{room} stays a pure
+	// relay (no history, no framing) and the same room name on both
+	// routes are two rooms.
+	liveRooms *hub.Hub
+	// liveHistory is the messages each live room keeps: cfg.History,
+	// or 0 when the broker keeps none.
+	liveHistory int
+	redis       *redisLink // nil without -redis
+	tel         *telemetry // GET /metrics
+	handler     http.Handler
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -52,6 +66,9 @@ func newApp(cfg config) (*app, error) {
 	if cfg.Rate < 0 {
 		return nil, fmt.Errorf("-rate must be 0 (off) or positive, got %d", cfg.Rate)
 	}
+	if cfg.History < 0 {
+		return nil, fmt.Errorf("-history must be 0 (live only) or positive, got %d", cfg.History)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -59,8 +76,20 @@ func newApp(cfg config) (*app, error) {
 	// Two hubs, so that only /ws/rooms/{room} ever reaches Redis: the
 	// docs' broadcast and chat examples stay per instance.
 	a.local = hub.New(&hub.Options{Logger: cfg.Logger, OnEnqueue: a.tel.localQueue.OnEnqueue()})
+	live := hub.Options{
+		Describe:   describe,
+		OnEnqueue:  a.tel.liveQueue.OnEnqueue(),
+		Stamp:      stampLive,
+		Seam:       liveSeam,
+		OnPresence: a.livePresence,
+		Logger:     cfg.Logger,
+	}
+	if cfg.History > 0 {
+		live.History = hub.History{Size: cfg.History, TTL: liveHistoryTTL}
+	}
 	if cfg.RedisURL == "" {
 		a.rooms = hub.New(&hub.Options{Describe: describe, Logger: cfg.Logger, OnEnqueue: a.tel.roomsQueue.OnEnqueue()})
+		a.liveRooms = hub.New(&live)
 	} else {
 		l, err := dialRedis(cfg.RedisURL, cfg.Logger)
 		if err != nil {
@@ -74,8 +103,17 @@ func newApp(cfg config) (*app, error) {
 		h.muted.Store(true)
 		a.rooms = hub.New(&hub.Options{Describe: describe, Logger: slog.New(h), Broker: l.broker,
 			OnEnqueue: a.tel.roomsQueue.OnEnqueue()})
+		live.Logger, live.Broker = slog.New(h), l.liveBroker
+		if _, ok := any(l.liveBroker).(hub.HistoryBroker); !ok && live.History.Size > 0 {
+			// With a broker the history lives in its store; one that
+			// keeps none leaves /ws/live live only, and says so.
+			cfg.Logger.Warn("this Redis broker keeps no history: /ws/live/{room} is live only, and a since= is never recovered")
+			live.History = hub.History{}
+		}
+		a.liveRooms = hub.New(&live)
 		h.muted.Store(false)
 	}
+	a.liveHistory = live.History.Size
 	a.tel.register(a)
 	a.handler = a.routes()
 	return a, nil
@@ -95,7 +133,7 @@ func (a *app) Shutdown(ctx context.Context) error {
 		// included: it closes them all at once and waits for their
 		// handlers. The hubs then have no member left to close.
 		err := a.tracker.Shutdown(ctx)
-		err = errors.Join(err, a.local.Shutdown(ctx), a.rooms.Shutdown(ctx))
+		err = errors.Join(err, a.local.Shutdown(ctx), a.rooms.Shutdown(ctx), a.liveRooms.Shutdown(ctx))
 		if a.redis != nil {
 			err = errors.Join(err, a.redis.close())
 		}

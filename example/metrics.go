@@ -11,7 +11,7 @@ import (
 )
 
 // telemetry is what GET /metrics shows: every WebSocket route's
-// connections (the middleware runs first on each /ws/ route), both hubs
+// connections (the middleware runs first on each /ws/ route), the hubs
 // with their queue lengths, the Redis broker with -redis, and the Go
 // runtime. The registry is the demo's own, not Prometheus' global one,
 // so that tests can start several apps in one process.
@@ -20,6 +20,7 @@ type telemetry struct {
 	conns      *wsmetrics.Metrics
 	localQueue *wsmetrics.QueueLength // hub "local": /ws/broadcast and /ws/chat
 	roomsQueue *wsmetrics.QueueLength // hub "rooms": /ws/rooms/{room}
+	liveQueue  *wsmetrics.QueueLength // hub "live": /ws/live/{room}
 }
 
 // newTelemetry is called before the hubs exist: their Options take the
@@ -30,6 +31,7 @@ func newTelemetry() *telemetry {
 		conns:      wsmetrics.Connections(nil),
 		localQueue: wsmetrics.NewQueueLength("local", nil),
 		roomsQueue: wsmetrics.NewQueueLength("rooms", nil),
+		liveQueue:  wsmetrics.NewQueueLength("live", nil),
 	}
 }
 
@@ -38,14 +40,19 @@ func newTelemetry() *telemetry {
 // the rooms of /ws/rooms/{room} are named by clients, so they never are.
 func (tm *telemetry) register(a *app) {
 	tm.reg.MustRegister(
-		tm.conns, tm.localQueue, tm.roomsQueue,
+		tm.conns, tm.localQueue, tm.roomsQueue, tm.liveQueue,
 		wsmetrics.HubCollector("local", a.local, &wsmetrics.HubOptions{Rooms: []string{"broadcast", "chat"}}),
 		wsmetrics.HubCollector("rooms", a.rooms, nil),
+		wsmetrics.HubCollector("live", a.liveRooms, nil),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	if a.redis != nil {
 		tm.reg.MustRegister(wsmetrics.BrokerCollector("redis", a.redis.broker.Stats))
+	}
+	if l := a.redis; l != nil {
+		// /ws/live/{room}'s own broker: its keys and its history.
+		tm.reg.MustRegister(wsmetrics.BrokerCollector("redis-live", l.liveBroker.Stats))
 	}
 }
 

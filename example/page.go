@@ -12,9 +12,11 @@ import (
 //go:embed static
 var static embed.FS
 
-// pageHandlers returns the handlers of GET / (the chat page) and
-// GET /static/ (its stylesheet and script).
-func pageHandlers() (index, assets http.Handler) {
+// pageHandlers returns the handlers of GET / (the chat page),
+// GET /static/ (its stylesheet, script and icon) and GET /favicon.ico
+// (the icon again, for browsers and tools that ask there whatever the
+// page links).
+func pageHandlers() (index, assets, icon http.Handler) {
 	sub, err := fs.Sub(static, "static")
 	if err != nil {
 		panic(err) // the embedded tree is fixed at build time
@@ -28,7 +30,12 @@ func pageHandlers() (index, assets http.Handler) {
 		pageHeaders(w)
 		files.ServeHTTP(w, r)
 	}))
-	return index, assets
+	icon = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pageHeaders(w)
+		w.Header().Set("Content-Type", "image/svg+xml")
+		http.ServeFileFS(w, r, sub, "favicon.svg")
+	})
+	return index, assets, icon
 }
 
 // pageHeaders keeps the page to its own origin: scripts, styles and

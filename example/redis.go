@@ -18,9 +18,13 @@ import (
 // Redis is unreachable.
 type redisLink struct {
 	client *redis.Client
-	broker *redisbroker.Broker
-	addr   string
-	log    *slog.Logger
+	broker *redisbroker.Broker // /ws/rooms/{room}
+	// liveBroker carries /ws/live/{room} and keeps its history, under
+	// keys and channels of its own (Prefix), so that a room name means
+	// two rooms on the two routes.
+	liveBroker *redisbroker.Broker
+	addr       string
+	log        *slog.Logger
 
 	down atomic.Bool // Redis did not answer the last ping
 
@@ -62,11 +66,12 @@ func dialRedis(url string, log *slog.Logger) (*redisLink, error) {
 	// instead, once, and the broker logs only errors.
 	brokerLog := slog.New(minLevel{h: log.Handler(), min: slog.LevelError})
 	l := &redisLink{
-		client: client,
-		broker: redisbroker.New(client, &redisbroker.Options{Logger: brokerLog}),
-		addr:   opts.Addr,
-		log:    log,
-		done:   make(chan struct{}),
+		client:     client,
+		broker:     redisbroker.New(client, &redisbroker.Options{Logger: brokerLog}),
+		liveBroker: redisbroker.New(client, &redisbroker.Options{Prefix: "nexio-live", Logger: brokerLog}),
+		addr:       opts.Addr,
+		log:        log,
+		done:       make(chan struct{}),
 	}
 	var ctx context.Context
 	ctx, l.cancel = context.WithCancel(context.Background())
@@ -88,10 +93,10 @@ func (l *redisLink) watch(ctx context.Context) {
 		case ctx.Err() != nil:
 			return
 		case err != nil && l.down.CompareAndSwap(false, true):
-			l.log.Warn("redis unreachable: /ws/rooms/{room} serves this instance's members only until it is back; retrying",
+			l.log.Warn("redis unreachable: /ws/rooms/{room} serves this instance's members only, and /ws/live/{room} cannot publish, until it is back; retrying",
 				"redis", l.addr, "error", err)
 		case err == nil && l.down.CompareAndSwap(true, false):
-			l.log.Info("redis reachable again: /ws/rooms/{room} spans every instance", "redis", l.addr)
+			l.log.Info("redis reachable again: /ws/rooms/{room} and /ws/live/{room} span every instance", "redis", l.addr)
 		}
 		select {
 		case <-ctx.Done():
@@ -109,8 +114,8 @@ func (l *redisLink) status() string {
 	return "up"
 }
 
-// close stops the watcher and closes the client. The rooms hub closes
-// the broker; call this after the hub's Shutdown.
+// close stops the watcher and closes the client. The rooms hubs close
+// the brokers; call this after the hubs' Shutdown.
 func (l *redisLink) close() error {
 	l.cancel()
 	<-l.done

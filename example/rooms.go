@@ -89,32 +89,37 @@ type presenceResponse struct {
 	LocalOnly bool `json:"local_only,omitempty"`
 }
 
-// presence serves GET /rooms/{room}/presence: who is in the room, on
-// every instance sharing -redis. The chat page polls it. It is a plain
-// HTTP endpoint beside the room rather than messages inside it, so that
-// /ws/rooms/{room} stays a pure relay.
-func (a *app) presence(w http.ResponseWriter, r *http.Request) {
-	room := r.PathValue("room")
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	resp := presenceResponse{Room: room, Members: []presenceMember{}}
-	members, err := a.rooms.Presence(ctx, room)
-	if err != nil {
-		// Redis is unreachable (the broker has said so in the log):
-		// this instance still knows its own members.
-		resp.LocalOnly = true
-		members = nil
-		for _, c := range a.rooms.Members(room) {
-			members = append(members, hub.Member{ConnID: c.ID(), Node: a.rooms.Node(), Meta: describe(c)})
+// presence serves GET /rooms/{room}/presence (h: the hub of
+// /ws/rooms/{room}) and GET /live/{room}/presence (the hub of
+// /ws/live/{room}): who is in the room, on every instance sharing
+// -redis. It is a plain HTTP endpoint beside the room rather than
+// messages inside it, so that /ws/rooms/{room} stays a pure relay; the
+// chat page reads it once per connection and follows the presence
+// frames of /ws/live/{room} from there.
+func (a *app) presence(h *hub.Hub) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		room := r.PathValue("room")
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		resp := presenceResponse{Room: room, Members: []presenceMember{}}
+		members, err := h.Presence(ctx, room)
+		if err != nil {
+			// Redis is unreachable (the broker has said so in the log):
+			// this instance still knows its own members.
+			resp.LocalOnly = true
+			members = nil
+			for _, c := range h.Members(room) {
+				members = append(members, hub.Member{ConnID: c.ID(), Node: h.Node(), Meta: describe(c)})
+			}
 		}
+		for _, m := range members {
+			resp.Members = append(resp.Members, presenceMember{ID: m.ConnID, Name: m.Meta[nameKey], Node: m.Node})
+		}
+		slices.SortFunc(resp.Members, func(x, y presenceMember) int {
+			return cmp.Or(strings.Compare(x.Name, y.Name), strings.Compare(x.ID, y.ID))
+		})
+		writeJSON(w, resp)
 	}
-	for _, m := range members {
-		resp.Members = append(resp.Members, presenceMember{ID: m.ConnID, Name: m.Meta[nameKey], Node: m.Node})
-	}
-	slices.SortFunc(resp.Members, func(x, y presenceMember) int {
-		return cmp.Or(strings.Compare(x.Name, y.Name), strings.Compare(x.ID, y.ID))
-	})
-	writeJSON(w, resp)
 }
 
 // writeJSON answers with v as JSON, uncached.

@@ -19,9 +19,12 @@ import (
 //	/ws/broadcast                "Broadcast: m" to the route's other clients
 //	/ws/chat                     m, unchanged, to the route's other clients
 //	/ws/rooms/{room}             m, unchanged, to the room's other members
+//	/ws/live/{room}              rooms with history and recovery (live.go)
 //	/ws/secure/echo              /ws/echo behind Auth (token valid_token)
 //	GET /stats                   JSON: connections, rooms, ...
-//	GET /rooms/{room}/presence   JSON: who is in the room (the chat page)
+//	GET /rooms/{room}/presence   JSON: who is in a room of /ws/rooms
+//	GET /live/{room}/presence    JSON: who is in a room of /ws/live (the chat page)
+//	GET /favicon.ico             the page's icon
 //	GET /metrics                 Prometheus metrics (wsmw/wsmetrics)
 //	GET /dashboard               live charts drawn from /metrics
 //
@@ -50,9 +53,10 @@ func (a *app) routes() http.Handler {
 	auth := wsmw.Auth(wsmw.AuthOptions{Token: "valid_token"})
 
 	mux := http.NewServeMux()
-	index, assets := pageHandlers()
+	index, assets, icon := pageHandlers()
 	mux.Handle("GET /{$}", index)
 	mux.Handle("GET /static/", assets)
+	mux.Handle("GET /favicon.ico", icon)
 
 	mux.Handle("/ws/echo", ws(echo))
 	mux.Handle("/ws/user/{user_id}", ws(user))
@@ -61,10 +65,12 @@ func (a *app) routes() http.Handler {
 	mux.Handle("/ws/broadcast", ws(broadcaster(a.local)))
 	mux.Handle("/ws/chat", ws(chat(a.local)))
 	mux.Handle("/ws/rooms/{room}", ws(a.room))
+	mux.Handle("/ws/live/{room}", ws(a.liveRoom))
 	mux.Handle("/ws/secure/echo", ws(echo, auth))
 
 	mux.HandleFunc("GET /stats", a.stats)
-	mux.HandleFunc("GET /rooms/{room}/presence", a.presence)
+	mux.HandleFunc("GET /rooms/{room}/presence", a.presence(a.rooms))
+	mux.HandleFunc("GET /live/{room}/presence", a.presence(a.liveRooms))
 	mux.Handle("GET /metrics", a.tel.handler())
 	mux.Handle("GET /dashboard", dashboardHandler())
 	return mux
@@ -79,6 +85,9 @@ type statsResponse struct {
 	// Rooms maps each room of /ws/rooms/{room} with members here to
 	// their number.
 	Rooms map[string]int `json:"rooms"`
+	// Live maps each room of /ws/live/{room} with members here to their
+	// number.
+	Live map[string]int `json:"live"`
 	// Broadcast and Chat count the clients of /ws/broadcast and /ws/chat.
 	Broadcast int `json:"broadcast"`
 	Chat      int `json:"chat"`
@@ -101,6 +110,7 @@ func (a *app) stats(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, statsResponse{
 		Connections: a.tracker.Len(),
 		Rooms:       a.rooms.RoomCounts(),
+		Live:        a.liveRooms.RoomCounts(),
 		Broadcast:   a.local.Count("broadcast"),
 		Chat:        a.local.Count("chat"),
 		Node:        a.rooms.Node(),

@@ -225,15 +225,17 @@ func TestStats(t *testing.T) {
 	ta.dial(t, "/ws/echo", nil)
 	ta.dial(t, "/ws/chat", nil)
 	ta.dial(t, "/ws/broadcast", nil)
+	ta.dial(t, "/ws/live/a", nil)
 	testutil.Eventually(t, func() bool {
 		s = ta.statsNow(t)
-		return s.Connections == 6 && s.Rooms["a"] == 2 && s.Rooms["b"] == 1 && s.Chat == 1 && s.Broadcast == 1
+		return s.Connections == 7 && s.Rooms["a"] == 2 && s.Rooms["b"] == 1 && s.Chat == 1 && s.Broadcast == 1 && s.Live["a"] == 1
 	}, "stats: %+v", s)
 	testutil.Equal(t, len(s.Rooms), 2)
+	testutil.Equal(t, len(s.Live), 1)
 
 	// Refused connections are never counted.
 	ta.dial(t, "/ws/secure/echo", nil).ExpectClose(4001)
-	testutil.Equal(t, ta.statsNow(t).Connections, 6)
+	testutil.Equal(t, ta.statsNow(t).Connections, 7)
 }
 
 func TestPage(t *testing.T) {
@@ -259,9 +261,17 @@ func TestPage(t *testing.T) {
 	resp, body = get("/static/chat.js")
 	testutil.Equal(t, resp.StatusCode, http.StatusOK)
 	testutil.Check(t, strings.Contains(resp.Header.Get("Content-Type"), "javascript"), "content type %q", resp.Header.Get("Content-Type"))
-	testutil.Check(t, strings.Contains(body, "/ws/rooms/"), "chat.js does not use /ws/rooms/")
+	testutil.Check(t, strings.Contains(body, "/ws/live/"), "chat.js does not use /ws/live/")
 	resp, _ = get("/static/chat.css")
 	testutil.Check(t, strings.HasPrefix(resp.Header.Get("Content-Type"), "text/css"), "content type %q", resp.Header.Get("Content-Type"))
+
+	// The icon, where the page links it and where browsers look anyway.
+	for _, path := range []string{"/favicon.ico", "/static/favicon.svg"} {
+		resp, body = get(path)
+		testutil.Equal(t, resp.StatusCode, http.StatusOK)
+		testutil.Equal(t, resp.Header.Get("Content-Type"), "image/svg+xml")
+		testutil.Check(t, strings.HasPrefix(body, "<svg"), "%s is not the icon", path)
+	}
 
 	resp, _ = get("/nowhere")
 	testutil.Equal(t, resp.StatusCode, http.StatusNotFound)

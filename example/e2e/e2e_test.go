@@ -315,7 +315,7 @@ func chat(t *testing.T, annURL, bobURL string, stop func(), shot string) {
 		bob.screenshot(strings.TrimSuffix(shot, ".png") + "-closed.png")
 	}
 	// And the pages try again, with backoff.
-	ann.waitFor("a reconnect attempt", `/Reconnect/.test(document.getElementById("status").textContent)`)
+	ann.waitFor("a reconnect attempt", `/reconnecting/i.test(document.getElementById("status").textContent)`)
 }
 
 func TestChatOnOneServer(t *testing.T) {
@@ -337,6 +337,11 @@ func TestChatAcrossInstances(t *testing.T) {
 	}
 	one := startServer(t, "-redis", "redis://"+redisAddr+"/0")
 	two := startServer(t, "-redis", "redis://"+redisAddr+"/0")
+	if strings.Contains(one.logs.String(), "keeps no history") {
+		// That broker predates presence events too: the page, which
+		// follows them, would not see the other instance's members.
+		t.Skip("this redisbroker keeps no history and sends no presence events")
+	}
 	chat(t, one.url, two.url, func() {
 		var wg sync.WaitGroup
 		for _, s := range []*server{one, two} {
