@@ -90,8 +90,10 @@ func (c *Conn) Accepted() bool { return c.st.Load()&acceptedBit != 0 }
 func (c *Conn) Done() <-chan struct{} { return c.ctx.Done() }
 
 // Context returns the connection's context, the one given to the
-// HandlerFunc. It carries the request's values but not its deadline or
-// cancellation once the connection is open: it ends when Done closes.
+// HandlerFunc. It carries the request's values, not its deadline, and it
+// ends when Done closes: during the handshake the request's context
+// ending ends it too (the connection is refused); once the connection is
+// open, only the connection's end does.
 func (c *Conn) Context() context.Context { return c.ctx }
 
 // over reports whether the connection has reached a final state.
