@@ -101,7 +101,7 @@ func newApp(cfg config) (*app, error) {
 		// once; the Redis watcher says so already, in one line.
 		h := &muteable{h: cfg.Logger.Handler()}
 		h.muted.Store(true)
-		a.rooms = hub.New(&hub.Options{Describe: describe, Logger: slog.New(h), Broker: l.broker,
+		a.rooms = hub.New(&hub.Options{Describe: describe, Logger: slog.New(h), Broker: a.tel.publish.Wrap(l.broker),
 			OnEnqueue: a.tel.roomsQueue.OnEnqueue()})
 		live.Logger, live.Broker = slog.New(h), l.liveBroker
 		if _, ok := any(l.liveBroker).(hub.HistoryBroker); !ok && live.History.Size > 0 {

@@ -18,13 +18,15 @@ import (
 type telemetry struct {
 	reg        *prometheus.Registry
 	conns      *wsmetrics.Metrics
-	localQueue *wsmetrics.QueueLength // hub "local": /ws/broadcast and /ws/chat
-	roomsQueue *wsmetrics.QueueLength // hub "rooms": /ws/rooms/{room}
-	liveQueue  *wsmetrics.QueueLength // hub "live": /ws/live/{room}
+	localQueue *wsmetrics.QueueLength    // hub "local": /ws/broadcast and /ws/chat
+	roomsQueue *wsmetrics.QueueLength    // hub "rooms": /ws/rooms/{room}
+	liveQueue  *wsmetrics.QueueLength    // hub "live": /ws/live/{room}
+	publish    *wsmetrics.PublishLatency // the rooms hub's publishes through Redis
 }
 
 // newTelemetry is called before the hubs exist: their Options take the
-// queue histograms' OnEnqueue.
+// queue histograms' OnEnqueue, and the rooms hub the broker as wrapped
+// by publish.
 func newTelemetry() *telemetry {
 	return &telemetry{
 		reg:        prometheus.NewRegistry(),
@@ -32,6 +34,7 @@ func newTelemetry() *telemetry {
 		localQueue: wsmetrics.NewQueueLength("local", nil),
 		roomsQueue: wsmetrics.NewQueueLength("rooms", nil),
 		liveQueue:  wsmetrics.NewQueueLength("live", nil),
+		publish:    wsmetrics.NewPublishLatency("redis", nil),
 	}
 }
 
@@ -48,7 +51,7 @@ func (tm *telemetry) register(a *app) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	if a.redis != nil {
-		tm.reg.MustRegister(wsmetrics.BrokerCollector("redis", a.redis.broker.Stats))
+		tm.reg.MustRegister(wsmetrics.BrokerCollector("redis", a.redis.broker.Stats), tm.publish)
 	}
 	if l := a.redis; l != nil {
 		// /ws/live/{room}'s own broker: its keys and its history.

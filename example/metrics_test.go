@@ -134,3 +134,23 @@ func TestDashboard(t *testing.T) {
 			"%s refers to another origin", path)
 	}
 }
+
+// TestMetricsWithRedis: with -redis, /metrics adds the broker's counters
+// and the rooms hub's publish latency.
+func TestMetricsWithRedis(t *testing.T) {
+	t.Parallel()
+	ta := start(t, config{RedisURL: redisURL(t)})
+	room := randomName("m-")
+	a := ta.dial(t, "/ws/rooms/"+room+"?name=ann", nil)
+	testutil.Eventually(t, func() bool { return ta.rooms.Count(room) == 1 }, "ann did not join")
+	testutil.NoErr(t, a.SendText("hello"))
+	redis := map[string]string{"broker": "redis"}
+	var mfs map[string]*metricFamily
+	testutil.Eventually(t, func() bool {
+		mfs = ta.scrape(t)
+		return value(mfs, "nexio_broker_subscribed", redis) == 1 &&
+			value(mfs, "nexio_broker_publish_seconds", map[string]string{"op": "publish", "result": "ok"}) >= 1
+	}, "the broker is not subscribed, or the publish was not timed")
+	testutil.Check(t, value(mfs, "nexio_broker_published_total", redis) >= 1, "nexio_broker_published_total is %v",
+		value(mfs, "nexio_broker_published_total", redis))
+}

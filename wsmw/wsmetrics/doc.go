@@ -25,7 +25,8 @@
 //
 // [HubCollector] exports a hub's hub.Stats, and [BrokerCollector] any
 // broker's Stats struct (redisbroker's, and others' that follow its
-// shape), both read when scraped. [QueueLength] is a histogram of
+// shape), both read when scraped. [PublishLatency] wraps a broker to
+// time the hub's publishes through it. [QueueLength] is a histogram of
 // members' queue lengths at enqueue, fed by hub.Options.OnEnqueue: it
 // shows members falling behind before the slow-consumer policy acts.
 //

@@ -56,16 +56,18 @@ func privateRedis(t *testing.T) (addr string, stop func()) {
 // TestBrokerOutageMetrics: when Redis goes away under a hub, the broker
 // collector shows the outage and the lost subscription, which the
 // guide's alerts (nexio_broker_outages_total, nexio_broker_subscribed)
-// fire on.
+// fire on, and publishes fail (nexio_broker_publish_seconds, result
+// "error").
 func TestBrokerOutageMetrics(t *testing.T) {
 	t.Parallel()
 	addr, stop := privateRedis(t)
 	client := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	t.Cleanup(func() { client.Close() })
 	b := redisbroker.New(client, &redisbroker.Options{Timeout: 300 * time.Millisecond, Logger: quiet})
-	h := hub.New(&hub.Options{Broker: b, Logger: quiet})
+	pl := wsmetrics.NewPublishLatency("redis", nil)
+	h := hub.New(&hub.Options{Broker: pl.Wrap(b), Logger: quiet})
 	t.Cleanup(func() { h.Shutdown(context.Background()) })
-	reg := registry(t, wsmetrics.BrokerCollector("redis", b.Stats), wsmetrics.HubCollector("rooms", h, nil))
+	reg := registry(t, pl, wsmetrics.BrokerCollector("redis", b.Stats), wsmetrics.HubCollector("rooms", h, nil))
 	redisLabel := map[string]string{"broker": "redis"}
 	testutil.Eventually(t, func() bool { return sample(t, reg, "nexio_broker_subscribed", redisLabel) == 1 },
 		"the broker never subscribed")
@@ -78,7 +80,8 @@ func TestBrokerOutageMetrics(t *testing.T) {
 		// heartbeat.
 		h.BroadcastText(ctx, "lobby", "into the void")
 		return sample(t, reg, "nexio_broker_outages_total", redisLabel) == 1 &&
-			sample(t, reg, "nexio_broker_subscribed", redisLabel) == 0
+			sample(t, reg, "nexio_broker_subscribed", redisLabel) == 0 &&
+			sample(t, reg, "nexio_broker_publish_seconds", map[string]string{"op": "publish", "result": "error"}) > 0
 	}, "the outage is not shown: outages %v, subscribed %v",
 		sample(t, reg, "nexio_broker_outages_total", redisLabel), sample(t, reg, "nexio_broker_subscribed", redisLabel))
 }
