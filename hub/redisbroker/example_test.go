@@ -95,3 +95,26 @@ func ExampleBroker_Stats() {
 		w.Write([]byte("ok"))
 	})
 }
+
+// Rooms that keep their last 1,000 messages in Redis for ten minutes: a
+// member that comes back with the position of the last message it saw
+// gets what it missed, from any instance, or is told it cannot.
+// (No Output line: it needs a Redis.)
+func ExampleBroker_Append() {
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	defer client.Close()
+	h := hub.New(&hub.Options{
+		Broker:  redisbroker.New(client, &redisbroker.Options{Prefix: "chat"}),
+		History: hub.History{Size: 1000, TTL: 10 * time.Minute},
+	})
+	defer h.Shutdown(context.Background())
+
+	ctx := context.Background()
+	pos, err := h.Publish(ctx, "lobby", wsroute.MessageText, []byte("hello")) // Append, through the Hub
+	if err != nil {
+		log.Printf("not stored: %v", err) // Redis down: nobody got it
+		return
+	}
+	entries, head, _ := h.History(ctx, "lobby", hub.Position{Epoch: pos.Epoch, Offset: pos.Offset - 1}, 10)
+	log.Printf("%d kept after %v; the room is at %v", len(entries), pos, head)
+}

@@ -452,6 +452,7 @@ func (b *Broker) sweepSeqs(now time.Time) {
 			delete(b.fresh, ch) // subscribed and unsubscribed while Redis was away
 		}
 	}
+	b.sweepNotesLocked(now)
 }
 
 // unsubscribed handles an unsubscribe confirmation: expected when the
