@@ -8,12 +8,15 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
 	"github.com/nexio-go/nexio/hub"
+	"github.com/nexio-go/nexio/wsroute"
 )
 
 // BenchmarkBroadcast measures what a broadcast costs its caller: the
@@ -139,4 +142,105 @@ func raiseFileLimit(b *testing.B) {
 		lim.Cur = lim.Max
 		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 	}
+}
+
+// BenchmarkFanoutHistory is the fanout of the load tests, in process:
+// 1,000 members of one room, 128-byte messages, at most 32 broadcasts in
+// flight (a broadcast waits until the slowest member has received the
+// one 32 before it), with history off and kept in memory. It reports
+// deliveries per second; the cost of history is the ratio of the two.
+func BenchmarkFanoutHistory(b *testing.B) {
+	raiseFileLimit(b)
+	const n, window = 1000, 32
+	for _, tc := range []struct {
+		name string
+		hist hub.History
+	}{
+		{"history=off", hub.History{}},
+		{"history=memory", hub.History{Size: 1000}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			rs := newRoomServer(b, &hub.Options{History: tc.hist}, &wsroute.Options{PingInterval: -1})
+			counts := make([]atomic.Int64, n)
+			for i := range n {
+				nc := countingMember(b, rs, "fan", &counts[i])
+				b.Cleanup(func() { nc.Close() })
+			}
+			rs.joined(b, "fan", n)
+			slowest := func() int64 {
+				low := counts[0].Load()
+				for i := range counts {
+					low = min(low, counts[i].Load())
+				}
+				return low
+			}
+			msg := []byte(strings.Repeat("x", 128))
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				for int64(i)-slowest() >= window {
+					runtime.Gosched()
+				}
+				if err := rs.hub.Broadcast(ctx, "fan", wsroute.MessageText, msg); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for slowest() < int64(b.N) {
+				runtime.Gosched()
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)*n/b.Elapsed().Seconds(), "deliveries/s")
+		})
+	}
+}
+
+// countingMember joins room with a raw client that counts the messages
+// it reads.
+func countingMember(b *testing.B, rs *roomServer, room string, count *atomic.Int64) net.Conn {
+	nc, err := net.Dial("tcp", strings.TrimPrefix(rs.URL, "http://"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	fmt.Fprintf(nc, "GET /ws/%s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", room)
+	br := bufio.NewReaderSize(nc, 64<<10)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			b.Fatal(err)
+		}
+		if line == "\r\n" {
+			break
+		}
+	}
+	go func() { // ends when the connection closes
+		var h [8]byte
+		for {
+			if _, err := io.ReadFull(br, h[:2]); err != nil {
+				return
+			}
+			size := int64(h[1] & 0x7f)
+			switch size {
+			case 126:
+				if _, err := io.ReadFull(br, h[:2]); err != nil {
+					return
+				}
+				size = int64(h[0])<<8 | int64(h[1])
+			case 127:
+				if _, err := io.ReadFull(br, h[:8]); err != nil {
+					return
+				}
+				size = 0
+				for _, c := range h {
+					size = size<<8 | int64(c)
+				}
+			}
+			if _, err := br.Discard(int(size)); err != nil {
+				return
+			}
+			count.Add(1)
+		}
+	}()
+	return nc
 }
