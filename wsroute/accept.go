@@ -105,7 +105,7 @@ func (c *Conn) acceptLocked(ctx context.Context, p AcceptParams) error {
 		h[k] = append(h[k], vs...)
 	}
 	hw := &hijackWriter{ResponseWriter: c.w, writeTimeout: o.WriteTimeout, onClose: c.end}
-	ws, err := websocket.Accept(hw, c.r, &ao)
+	ws, err := websocket.Accept(hw, declineBadDeflateOffers(c.r, o.Compression), &ao)
 	if err != nil {
 		c.hsStatus = hw.status
 		if hw.nc != nil {
