@@ -8,7 +8,10 @@ import (
 	"time"
 )
 
-// CompressionMode selects permessage-deflate (RFC 7692) negotiation.
+// CompressionMode selects permessage-deflate (RFC 7692) negotiation. An
+// offer the RFC says a server must decline (a parameter given twice, a
+// window size outside 8-15) is declined; the client's other offers are
+// still considered.
 type CompressionMode int
 
 const (
