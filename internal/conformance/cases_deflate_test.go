@@ -80,10 +80,8 @@ func echoMany(opcode byte, data []byte, size, count int) (func(*session), expect
 func count(size int) int {
 	switch {
 	case size <= 4096:
-		return 10
+		return 6
 	case size <= 16384:
-		return 8
-	case size <= 65536:
 		return 4
 	}
 	return 2

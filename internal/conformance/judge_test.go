@@ -233,14 +233,6 @@ type result struct {
 	code                    int // the server's close code, -1 if none
 }
 
-// lateDropOnly reports whether the case failed only because the server,
-// having failed the connection, was late to close TCP: the pending bug
-// bugLateDrop.
-func (r result) lateDropOnly() bool {
-	return r.behaviorClose == vFailedByClient && r.code != 1000 &&
-		(r.behavior == vOK || r.behavior == vNonStrict || r.behavior == vInformational)
-}
-
 func (r result) passed() bool {
 	return (r.behavior == vOK || r.behavior == vNonStrict || r.behavior == vInformational) &&
 		(r.behaviorClose == vOK || r.behaviorClose == vInformational)
