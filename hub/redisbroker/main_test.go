@@ -258,6 +258,7 @@ type proxy struct {
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 	cutOff bool
+	down   bool // block: connections are dropped and refused until unblock
 	wg     sync.WaitGroup
 }
 
@@ -289,6 +290,12 @@ func (p *proxy) accept() {
 		if !p.track(c, u) {
 			return
 		}
+		p.mu.Lock()
+		refused := p.down
+		p.mu.Unlock()
+		if refused {
+			continue
+		}
 		p.wg.Add(2)
 		go p.pipe(c, u)
 		go p.pipe(u, c)
@@ -298,11 +305,11 @@ func (p *proxy) accept() {
 func (p *proxy) track(cs ...net.Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cutOff {
+	if p.cutOff || p.down {
 		for _, c := range cs {
 			c.Close()
 		}
-		return false
+		return !p.cutOff
 	}
 	for _, c := range cs {
 		p.conns[c] = struct{}{}
@@ -315,6 +322,23 @@ func (p *proxy) pipe(dst, src net.Conn) {
 	io.Copy(dst, src)
 	dst.Close()
 	src.Close()
+}
+
+// block drops every connection and refuses new ones until unblock: a
+// node cut off from Redis for a while.
+func (p *proxy) block() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for c := range p.conns {
+		c.Close()
+	}
+}
+
+func (p *proxy) unblock() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = false
 }
 
 // cut closes the listener and every connection, and waits for the

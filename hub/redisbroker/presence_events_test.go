@@ -206,3 +206,50 @@ func TestPresenceSurvivesRedisRestart(t *testing.T) {
 	testutil.Equal(t, slices.Equal(memberIDs(ms), []string{"ann"}), true)
 	testutil.Equal(t, b.Stats().Expired, uint64(0))
 }
+
+// A node cut off from Redis for longer than PresenceTTL is given up by
+// the others (they deliver its members' leaves); when it is back, it
+// writes its presence again and says its members are still here, which
+// the others deliver as joins. Lists kept from events end as Members.
+func TestPresenceNodeBackAfterExpiry(t *testing.T) {
+	t.Parallel()
+	rc := newClient(t)
+	prefix := testPrefix(t, rc)
+	const ttl, beat = time.Second, 200 * time.Millisecond
+	opts := &redisbroker.Options{Prefix: prefix, PresenceTTL: ttl, Heartbeat: beat}
+	watcher, in, err := openBroker(t, rc, "watcher", opts)
+	testutil.NoErr(t, err)
+	watcher.Subscribe("room")
+
+	px := newProxy(t, rc.Options().Addr)
+	o := *rc.Options()
+	o.Addr = px.addr()
+	o.MaxRetries = -1
+	cutClient := redis.NewClient(&o)
+	t.Cleanup(func() { cutClient.Close() })
+	logger, _ := testLogger(t)
+	nopts := *opts
+	nopts.Logger = logger
+	n, _, err := openBroker(t, cutClient, "island", &nopts)
+	testutil.NoErr(t, err)
+	n.Subscribe("room")
+	subscribed(t, rc, prefix, "room", 2)
+	ctx := testutil.Ctx(t)
+	testutil.NoErr(t, n.AddMember(ctx, "room", hub.Member{ConnID: "castaway"}))
+	testutil.Eventually(t, func() bool { return len(in.presenceEvents("room")) == 1 }, "join: %v", in.presenceEvents("room"))
+
+	px.block()
+	testutil.Eventually(t, func() bool { return len(in.presenceEvents("room")) == 2 }, "leave: %v", in.presenceEvents("room"))
+	testutil.Equal(t, watcher.Stats().Expired, uint64(1))
+	px.unblock()
+	testutil.Eventually(t, func() bool { return len(in.presenceEvents("room")) == 3 }, "join again: %v", in.presenceEvents("room"))
+	testutil.Equal(t, slices.Equal(in.presenceEvents("room"), []string{"+castaway", "-castaway", "+castaway"}), true)
+	var ms []hub.Member
+	testutil.Eventually(t, func() bool {
+		ms, err = watcher.Members(ctx, "room")
+		return err == nil && slices.Equal(memberIDs(ms), []string{"castaway"})
+	}, "Members: %v %v", ms, err)
+	// And no more: the "still here" was news once.
+	time.Sleep(3 * beat)
+	testutil.Equal(t, len(in.presenceEvents("room")), 3)
+}
