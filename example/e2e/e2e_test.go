@@ -311,6 +311,8 @@ func chat(t *testing.T, annURL, bobURL string, stop func(), shot string) {
 	stop()
 	ann.waitClosed(wsroute.StatusGoingAway)
 	bob.waitClosed(wsroute.StatusGoingAway)
+	// In words, not as a code.
+	ann.waitFor("the restart wording", `document.querySelector('#log li[data-close-code="1001"]').textContent.includes("Server restarting — reconnecting")`)
 	if shot != "" {
 		bob.screenshot(strings.TrimSuffix(shot, ".png") + "-closed.png")
 	}
