@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -42,6 +43,16 @@ func (t MessageType) String() string {
 		return "binary"
 	}
 	return "MessageType(" + strconv.Itoa(int(t)) + ")"
+}
+
+// checkSendable returns an error for a type that is neither text nor
+// binary: any other value would put a continuation or reserved opcode on
+// the wire, which the peer must treat as a protocol error.
+func checkSendable(op string, t MessageType) error {
+	if t == MessageText || t == MessageBinary {
+		return nil
+	}
+	return fmt.Errorf("wsroute: %s: %v is not a message type that can be sent; use MessageText or MessageBinary (nothing was sent)", op, t)
 }
 
 // Message is one WebSocket message.

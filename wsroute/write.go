@@ -26,8 +26,12 @@ func (c *Conn) SendBytes(ctx context.Context, data []byte) error {
 	return c.send(ctx, MessageBinary, data)
 }
 
-// Send sends a message of the given type.
+// Send sends a message of the given type, MessageText or MessageBinary;
+// any other type returns an error and nothing is sent.
 func (c *Conn) Send(ctx context.Context, typ MessageType, data []byte) error {
+	if err := checkSendable("Send", typ); err != nil {
+		return err
+	}
 	return c.send(ctx, typ, data)
 }
 
@@ -43,8 +47,15 @@ func (c *Conn) SendJSON(ctx context.Context, v any) error {
 // SendBatch sends each message as its own WebSocket message, but hands
 // them to the socket in one write: a burst costs one system call instead
 // of one per message. Messages are sent in order; if one fails, the rest
-// are not sent and the connection is closed. See SendText for ctx.
+// are not sent and the connection is closed. See SendText for ctx. A
+// message whose type is neither MessageText nor MessageBinary returns an
+// error before any of the batch is sent.
 func (c *Conn) SendBatch(ctx context.Context, msgs []Message) error {
+	for _, m := range msgs {
+		if err := checkSendable("SendBatch", m.Type); err != nil {
+			return err
+		}
+	}
 	if len(msgs) == 1 {
 		return c.send(ctx, msgs[0].Type, msgs[0].Data)
 	}
