@@ -173,7 +173,8 @@ func (b *Broker) Open(node string, deliver func(hub.Envelope)) error {
 }
 
 // Close stops the broker: it ends its goroutines and its subscription
-// connection, and removes this node's presence from Redis (bounded by
+// connection, and removes this node's presence from Redis, publishing a
+// leave for each of its members to the other nodes (bounded by
 // Options.Timeout; skipped while Redis is known to be unreachable, since
 // the entries expire by themselves within Options.PresenceTTL). It does
 // not close the Redis client. Close is idempotent; the Hub calls it from

@@ -141,7 +141,10 @@ func (b *Broker) RemoveMember(ctx context.Context, room string, m hub.Member) er
 // state; the other nodes' from Redis, as fresh as their last write: a
 // member of a node that died without cleaning up is listed until its
 // entry expires, at most Options.PresenceTTL after that node's last
-// heartbeat. The list is sorted by node, then connection ID. Members
+// heartbeat. For a room this node has members in, the members read are
+// also remembered, so that their leaves are delivered to this node's Hub
+// should their node die (presence_events.go). The list is sorted by
+// node, then connection ID. Members
 // returns within Options.Timeout; when Redis cannot answer, the error
 // wraps ErrUnavailable or ErrTimeout. When ctx ends first (the caller
 // went away), the error wraps ctx's: that says nothing about Redis, so
