@@ -545,3 +545,41 @@ func liveCross(t *testing.T, a, b *wstest.Conn) {
 		got = next(t, b).Data
 	}
 }
+
+// FuzzParseLiveQuery: any query string is either refused with a reason
+// that fits a close frame, or parsed into values within the documented
+// bounds, and a parsed since= comes back from its own formatting.
+func FuzzParseLiveQuery(f *testing.F) {
+	for _, s := range []string{"", "since=e:1", "last=50&name=ann", "since=a:b:3", "since=%00:1", "last=100", "last=101",
+		"since=e:1&last=2", "name=%1B%5B31m", "since=:1", "since=e:18446744073709551615", "since=e:18446744073709551616"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		lq, err := parseLiveQuery(q)
+		if err != nil {
+			if n := len(err.Error()); n == 0 || n > 123 {
+				t.Fatalf("reason of %d bytes: %q", n, err)
+			}
+			return
+		}
+		if lq.last < 0 || lq.last > maxLast || (lq.hasSince && lq.last != 0) {
+			t.Fatalf("%q: last=%d with since %v", raw, lq.last, lq.hasSince)
+		}
+		if lq.hasSince {
+			if lq.since.Epoch == "" || len(lq.since.Epoch) > maxEpoch {
+				t.Fatalf("%q: epoch %q", raw, lq.since.Epoch)
+			}
+			back, err := parseLiveQuery(url.Values{"since": {fmt.Sprintf("%s:%d", lq.since.Epoch, lq.since.Offset)}})
+			if err != nil || back.since != lq.since {
+				t.Fatalf("%q: since %v does not round-trip: %v %v", raw, lq.since, back.since, err)
+			}
+		}
+		if len([]rune(lq.name)) > maxName {
+			t.Fatalf("%q: name %q too long", raw, lq.name)
+		}
+	})
+}
