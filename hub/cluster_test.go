@@ -21,6 +21,21 @@ type memCluster struct {
 	members map[string]map[string]hub.Member // room → conn ID → member
 	epochs  int
 	lose    func(node string, e hub.Envelope) bool // drop a delivery
+	// slowSubscribe makes subscriptions take effect only at
+	// applySubscriptions, as a real broker's do some time after
+	// Subscribe returns.
+	slowSubscribe bool
+}
+
+// applySubscriptions makes the subscriptions made so far take effect.
+func (c *memCluster) applySubscriptions() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range c.nodes {
+		for room, k := range n.wanted {
+			n.subs[room] = k
+		}
+	}
 }
 
 type memStream struct {
@@ -34,6 +49,7 @@ type memNode struct {
 	name    string
 	deliver func(hub.Envelope)
 	subs    map[string]int
+	wanted  map[string]int // with slowSubscribe
 	in      chan hub.Envelope
 	done    chan struct{}
 }
@@ -43,7 +59,7 @@ func newMemCluster() *memCluster {
 }
 
 func (c *memCluster) broker() *memNode {
-	return &memNode{c: c, subs: map[string]int{}, in: make(chan hub.Envelope, 1<<16), done: make(chan struct{})}
+	return &memNode{c: c, subs: map[string]int{}, wanted: map[string]int{}, in: make(chan hub.Envelope, 1<<16), done: make(chan struct{})}
 }
 
 // forget makes the store lose room: its next message starts a new epoch.
@@ -85,12 +101,16 @@ func (n *memNode) Open(node string, deliver func(hub.Envelope)) error {
 
 func (n *memNode) Subscribe(room string) {
 	n.c.mu.Lock()
-	n.subs[room]++
+	n.wanted[room]++
+	if !n.c.slowSubscribe {
+		n.subs[room]++
+	}
 	n.c.mu.Unlock()
 }
 
 func (n *memNode) Unsubscribe(room string) {
 	n.c.mu.Lock()
+	n.wanted[room]--
 	n.subs[room]--
 	n.c.mu.Unlock()
 }
