@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source .ci/redis.sh
 ensure_redis
+source .ci/nats.sh
+ensure_nats
 
 go vet ./...
 go test -race -count=1 -timeout 15m -coverpkg=./... -coverprofile=/tmp/nexio-cover.out ./...
