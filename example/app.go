@@ -25,6 +25,10 @@ type config struct {
 	// same URL; the history of live rooms is then kept in Redis too.
 	RedisURL string
 
+	// NATSURL, when set, puts them on NATS (with JetStream) instead, the
+	// history of live rooms included; it excludes RedisURL.
+	NATSURL string
+
 	// History is how many messages each room of /ws/live/{room} keeps
 	// (for liveHistoryTTL after its last one); 0 keeps none, and a since=
 	// is then never recovered.
@@ -51,6 +55,7 @@ type app struct {
 	// or 0 when the broker keeps none.
 	liveHistory int
 	redis       *redisLink // nil without -redis
+	nats        *natsLink  // nil without -nats
 	tel         *telemetry // GET /metrics
 	handler     http.Handler
 
@@ -65,6 +70,9 @@ type app struct {
 func newApp(cfg config) (*app, error) {
 	if cfg.Rate < 0 {
 		return nil, fmt.Errorf("-rate must be 0 (off) or positive, got %d", cfg.Rate)
+	}
+	if cfg.RedisURL != "" && cfg.NATSURL != "" {
+		return nil, fmt.Errorf("-redis and -nats are exclusive: the rooms span instances through one broker, pick one")
 	}
 	if cfg.History < 0 {
 		return nil, fmt.Errorf("-history must be 0 (live only) or positive, got %d", cfg.History)
@@ -87,27 +95,41 @@ func newApp(cfg config) (*app, error) {
 	if cfg.History > 0 {
 		live.History = hub.History{Size: cfg.History, TTL: liveHistoryTTL}
 	}
-	if cfg.RedisURL == "" {
-		a.rooms = hub.New(&hub.Options{Describe: describe, Logger: cfg.Logger, OnEnqueue: a.tel.roomsQueue.OnEnqueue()})
-		a.liveRooms = hub.New(&live)
-	} else {
+	// With -redis or -nats, each hub has a broker of its own (the same
+	// connection, prefixes of their own).
+	var broker, liveBroker hub.Broker
+	switch {
+	case cfg.RedisURL != "":
 		l, err := dialRedis(cfg.RedisURL, cfg.Logger)
 		if err != nil {
 			a.local.Shutdown(context.Background())
 			return nil, err
 		}
-		a.redis = l
-		// hub.New opens the broker and warns if Redis does not answer at
-		// once; the Redis watcher says so already, in one line.
+		a.redis, broker, liveBroker = l, l.broker, l.liveBroker
+	case cfg.NATSURL != "":
+		l, err := dialNATS(cfg.NATSURL, cfg.Logger)
+		if err != nil {
+			a.local.Shutdown(context.Background())
+			return nil, err
+		}
+		a.nats, broker, liveBroker = l, l.broker, l.liveBroker
+	}
+	if broker == nil {
+		a.rooms = hub.New(&hub.Options{Describe: describe, Logger: cfg.Logger, OnEnqueue: a.tel.roomsQueue.OnEnqueue()})
+		a.liveRooms = hub.New(&live)
+	} else {
+		// hub.New opens the broker and warns if it does not answer at
+		// once; the Redis watcher (or the NATS connection's handlers)
+		// says so already, in one line.
 		h := &muteable{h: cfg.Logger.Handler()}
 		h.muted.Store(true)
-		a.rooms = hub.New(&hub.Options{Describe: describe, Logger: slog.New(h), Broker: a.tel.publish.Wrap(l.broker),
+		a.rooms = hub.New(&hub.Options{Describe: describe, Logger: slog.New(h), Broker: a.tel.publish.Wrap(broker),
 			OnEnqueue: a.tel.roomsQueue.OnEnqueue()})
-		live.Logger, live.Broker = slog.New(h), l.liveBroker
-		if _, ok := any(l.liveBroker).(hub.HistoryBroker); !ok && live.History.Size > 0 {
+		live.Logger, live.Broker = slog.New(h), liveBroker
+		if _, ok := liveBroker.(hub.HistoryBroker); !ok && live.History.Size > 0 {
 			// With a broker the history lives in its store; one that
 			// keeps none leaves /ws/live live only, and says so.
-			cfg.Logger.Warn("this Redis broker keeps no history: /ws/live/{room} is live only, and a since= is never recovered")
+			cfg.Logger.Warn("this broker keeps no history: /ws/live/{room} is live only, and a since= is never recovered")
 			live.History = hub.History{}
 		}
 		a.liveRooms = hub.New(&live)
@@ -136,6 +158,9 @@ func (a *app) Shutdown(ctx context.Context) error {
 		err = errors.Join(err, a.local.Shutdown(ctx), a.rooms.Shutdown(ctx), a.liveRooms.Shutdown(ctx))
 		if a.redis != nil {
 			err = errors.Join(err, a.redis.close())
+		}
+		if a.nats != nil {
+			err = errors.Join(err, a.nats.close())
 		}
 		a.shutdownErr = err
 	})

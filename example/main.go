@@ -5,9 +5,10 @@
 //	go run ./example                        # http://127.0.0.1:8080
 //	go run ./example -addr :9000 -rate 0    # another port, no rate limit
 //	go run ./example -redis redis://127.0.0.1:6379/0
+//	go run ./example -nats nats://127.0.0.1:4222  # NATS with JetStream
 //	go run ./example -history 0             # /ws/live without history
 //
-// Run two instances with the same -redis and different -addr: a chat page
+// Run two instances with the same -redis (or -nats) and different -addr: a chat page
 // on each, in the same room, see each other's messages and presence.
 // SIGINT or SIGTERM closes every WebSocket with 1001 and exits 0 within
 // five seconds.
@@ -55,6 +56,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	addr := fs.String("addr", "127.0.0.1:8080", "listen `address`")
 	redisURL := fs.String("redis", "", "Redis `URL` (redis://host:6379/0): /ws/rooms/{room} and /ws/live/{room} span every instance on it; empty: in memory")
+	natsURL := fs.String("nats", "", "NATS `URL` (nats://host:4222, JetStream enabled): as -redis, on NATS; excludes -redis")
 	history := fs.Int("history", 1000, "messages kept per room of /ws/live/{room} (10 minutes after the last one), in memory or in -redis; 0: live only")
 	rate := fs.Int("rate", 20, "WebSocket handshakes per second per client IP on /ws/ routes, bursts of 2N; 0 turns the limit off")
 	if err := fs.Parse(args); err != nil {
@@ -70,7 +72,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	a, err := newApp(config{Rate: *rate, RedisURL: *redisURL, History: *history, Logger: log})
+	a, err := newApp(config{Rate: *rate, RedisURL: *redisURL, NATSURL: *natsURL, History: *history, Logger: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "example: %v\n", err)
 		return 2
@@ -94,7 +96,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("nexio demo listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/",
-		"redis", *redisURL != "", "rate", *rate, "history", *history)
+		"redis", *redisURL != "", "nats", *natsURL != "", "rate", *rate, "history", *history)
 
 	select {
 	case err := <-serveErr:

@@ -57,6 +57,10 @@ func (tm *telemetry) register(a *app) {
 		// /ws/live/{room}'s own broker: its keys and its history.
 		tm.reg.MustRegister(wsmetrics.BrokerCollector("redis-live", l.liveBroker.Stats))
 	}
+	if l := a.nats; l != nil {
+		tm.reg.MustRegister(wsmetrics.BrokerCollector("nats", l.broker.Stats), tm.publish,
+			wsmetrics.BrokerCollector("nats-live", l.liveBroker.Stats))
+	}
 }
 
 // handler serves GET /metrics in Prometheus' text format.

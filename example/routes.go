@@ -91,11 +91,13 @@ type statsResponse struct {
 	// Broadcast and Chat count the clients of /ws/broadcast and /ws/chat.
 	Broadcast int `json:"broadcast"`
 	Chat      int `json:"chat"`
-	// Node is this instance's name among those sharing -redis.
+	// Node is this instance's name among those sharing -redis or -nats.
 	Node string `json:"node"`
 	// Redis is "off" without -redis, else "up" or "down" as of the
 	// last ping (every second).
 	Redis string `json:"redis"`
+	// NATS is the same for -nats.
+	NATS string `json:"nats"`
 	// Hub holds the rooms hub's counters: broadcasts, messages out,
 	// slow consumers, broker errors.
 	Hub hub.Stats `json:"hub"`
@@ -107,6 +109,10 @@ func (a *app) stats(w http.ResponseWriter, r *http.Request) {
 	if a.redis != nil {
 		redis = a.redis.status()
 	}
+	natsStatus := "off"
+	if a.nats != nil {
+		natsStatus = a.nats.status()
+	}
 	writeJSON(w, statsResponse{
 		Connections: a.tracker.Len(),
 		Rooms:       a.rooms.RoomCounts(),
@@ -115,6 +121,7 @@ func (a *app) stats(w http.ResponseWriter, r *http.Request) {
 		Chat:        a.local.Count("chat"),
 		Node:        a.rooms.Node(),
 		Redis:       redis,
+		NATS:        natsStatus,
 		Hub:         a.rooms.Stats(),
 	})
 }
