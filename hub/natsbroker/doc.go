@@ -129,7 +129,9 @@
 //     server of the URL list; the stream and buckets, created with
 //     [Options.Replicas] = 3, keep their data and elect new leaders, and
 //     Append carries on in the same epoch (the cluster test kills the
-//     server a node is connected to).
+//     server a node is connected to). While nats-server 2.9 elects new
+//     leaders, Append and History fail for a few seconds, and presence
+//     changes took up to 20s to reach the other nodes in the test's runs.
 //
 // # Goroutines
 //
