@@ -37,6 +37,12 @@ type Hub struct {
 	logGen    uint64              // logs created, for their epochs
 	lastSweep int64               // when expired logs were last removed
 
+	// With a HistoryBroker: the store reads of JoinFrom in flight, so
+	// that members resuming from the same message share one (see
+	// readStore).
+	readsMu sync.Mutex
+	reads   map[storeKey]*storeRead
+
 	writers sync.WaitGroup // member writers and slow-consumer closes
 	stats   counters
 }
@@ -75,6 +81,7 @@ func New(opts *Options) *Hub {
 	if h.opts.History.Size > 0 {
 		if h.opts.Broker != nil {
 			h.hb = h.opts.Broker.(HistoryBroker) // checked by withDefaults
+			h.reads = make(map[storeKey]*storeRead)
 		} else {
 			var b [6]byte
 			rand.Read(b[:])

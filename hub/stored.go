@@ -143,24 +143,26 @@ func (h *Hub) joinFromStore(c *wsroute.Conn, room string, since Position) (Recov
 	h.settle(m)
 
 	ctx := c.Context()
-	var replay []Entry
+	var replay []wsroute.Message // stamped; this member's own slice
 	rec := Recovery{Recovered: true}
 	from := since
 	for attempt := 0; ; attempt++ {
-		entries, cur, err := h.hb.History(ctx, room, from, 0)
-		if err != nil {
-			h.stats.brokerErrors.Add(1)
+		rd := h.readStore(ctx, room, from)
+		if rd.err != nil {
 			h.Leave(c, room)
-			return Recovery{}, fmt.Errorf("hub: JoinFrom: reading the history of room %q: %w", room, err)
+			return Recovery{}, fmt.Errorf("hub: JoinFrom: reading the history of room %q: %w", room, rd.err)
 		}
+		entries, cur := rd.entries, rd.cur
 		if !follows(from, entries, cur) {
 			rec.Recovered = false
 			replay = nil
 		} else {
-			replay = append(replay, entries...)
-			if len(replay) > 0 {
-				from = replay[len(replay)-1].Position
-			} else {
+			// append copies: rd.msgs is shared with the other members
+			// that asked for the same read, and catch-ups consume theirs.
+			replay = append(replay, rd.msgs...)
+			if len(entries) > 0 {
+				from = entries[len(entries)-1].Position
+			} else if len(replay) == 0 {
 				from = cur
 			}
 		}
@@ -220,11 +222,7 @@ func (h *Hub) joinFromStore(c *wsroute.Conn, room string, since Position) (Recov
 				rec.Position = cu.pos[len(cu.pos)-1]
 			}
 			cu.after = from
-			msgs := make([]wsroute.Message, 0, len(replay)+len(cu.msgs))
-			for _, en := range replay {
-				msgs = append(msgs, h.stamp(room, en.Position, en.Type, en.Data))
-			}
-			cu.msgs = append(msgs, cu.msgs...)
+			cu.msgs = append(replay, cu.msgs...)
 			cu.replay = len(replay)
 		}
 		if f := h.opts.Seam; f != nil {
@@ -241,6 +239,70 @@ func (h *Hub) joinFromStore(c *wsroute.Conn, room string, since Position) (Recov
 		m.mu.Unlock()
 		h.mu.Unlock()
 		return rec, nil
+	}
+}
+
+// storeKey names a read of a room's stored history after a position.
+type storeKey struct {
+	room  string
+	since Position
+}
+
+// storeRead is one read of a room's stored history, shared by every
+// JoinFrom that asks for the same one while it is in flight: in a
+// reconnect storm the members of a room come back resuming from the
+// same message, and this node makes one store read and stamps each
+// message once (Options.Stamp's promise) instead of once per member.
+// Its fields are read-only once done is closed.
+type storeRead struct {
+	done    chan struct{}
+	entries []Entry
+	cur     Position
+	msgs    []wsroute.Message // entries, stamped
+	err     error
+}
+
+// readStore reads the history of room after since, or waits for the
+// same read already in flight. The read itself is bounded by
+// fillTimeout, not by ctx, so that the member that started it leaving
+// does not fail the others; ctx only bounds this member's wait.
+func (h *Hub) readStore(ctx context.Context, room string, since Position) *storeRead {
+	key := storeKey{room, since}
+	h.readsMu.Lock()
+	rd := h.reads[key]
+	if rd == nil {
+		rd = &storeRead{done: make(chan struct{})}
+		h.reads[key] = rd
+		h.readsMu.Unlock()
+		h.readStoreNow(rd, key)
+	} else {
+		h.readsMu.Unlock()
+	}
+	select {
+	case <-rd.done:
+		return rd
+	case <-ctx.Done():
+		return &storeRead{err: ctx.Err()}
+	}
+}
+
+func (h *Hub) readStoreNow(rd *storeRead, key storeKey) {
+	defer func() {
+		h.readsMu.Lock()
+		delete(h.reads, key)
+		h.readsMu.Unlock()
+		close(rd.done)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), fillTimeout)
+	defer cancel()
+	rd.entries, rd.cur, rd.err = h.hb.History(ctx, key.room, key.since, 0)
+	if rd.err != nil {
+		h.stats.brokerErrors.Add(1)
+		return
+	}
+	rd.msgs = make([]wsroute.Message, len(rd.entries))
+	for i, en := range rd.entries {
+		rd.msgs[i] = h.stamp(key.room, en.Position, en.Type, en.Data)
 	}
 }
 

@@ -243,7 +243,7 @@ func (b *Broker) History(ctx context.Context, room string, since hub.Position, l
 		head    hub.Position
 	)
 	ttl := time.Duration(b.histTTL.Load())
-	err := b.call(ctx, "History", func(ctx context.Context) error {
+	err := b.callWithin(ctx, "History", historyTimeouts*b.opts.Timeout, func(ctx context.Context) error {
 		res, err := b.readHistory(ctx, b.client, room, since, "+", limit, true, ttl).result()
 		if err != nil {
 			return err
@@ -379,6 +379,16 @@ func laterEpoch(x, y string) bool {
 // own so that the caller's wait is bounded even where go-redis does not
 // watch the context; Close waits for it. name names the call in errors.
 func (b *Broker) call(ctx context.Context, name string, fn func(ctx context.Context) error) error {
+	return b.callWithin(ctx, name, b.opts.Timeout, fn)
+}
+
+// historyTimeouts is how many Options.Timeout a read of history may
+// take: it can return thousands of messages, and in a reconnect storm it
+// competes with every member's join for Redis and the CPU.
+const historyTimeouts = 10
+
+// callWithin is call with its own bound.
+func (b *Broker) callWithin(ctx context.Context, name string, timeout time.Duration, fn func(ctx context.Context) error) error {
 	b.mu.Lock()
 	switch b.state {
 	case stateNew:
@@ -399,7 +409,7 @@ func (b *Broker) call(ctx context.Context, name string, fn func(ctx context.Cont
 		return b.cmdHealth.err()
 	}
 	caller := ctx
-	ctx, cancel := context.WithTimeout(ctx, b.opts.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	res := make(chan error, 1)
 	go func() {

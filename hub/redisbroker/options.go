@@ -23,7 +23,9 @@ type Options struct {
 	// Timeout bounds every call a handler makes into the broker: Publish
 	// (Hub.Broadcast and Hub.SendTo) and Members (Hub.Presence). A call
 	// that cannot complete in time returns an error rather than waiting
-	// for Redis. Defaults to 1s.
+	// for Redis. History (Hub.JoinFrom and Hub.History with Options.History
+	// set) may take ten times as long: it can read thousands of messages,
+	// while a reconnect storm competes for Redis. Defaults to 1s.
 	Timeout time.Duration
 
 	// PresenceTTL is how long this node's presence entries live in Redis
