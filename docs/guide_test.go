@@ -199,8 +199,8 @@ func Example_browserAuth() {
 func Example_idleTimeouts() {
 	opts := &wsroute.Options{
 		PingInterval: 25 * time.Second, // under every idle timeout on the way
-		PongTimeout:  20 * time.Second, // a peer that misses it is dead: closed
-		WriteTimeout: 10 * time.Second, // a client that stops reading is dropped
+		PongTimeout:  20 * time.Second, // a peer that neither answers nor reads for this long is dead: closed
+		WriteTimeout: 10 * time.Second, // a send that makes no progress for this long: dropped
 	}
 	srv := &http.Server{
 		Addr:              "127.0.0.1:8080",

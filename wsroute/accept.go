@@ -104,7 +104,7 @@ func (c *Conn) acceptLocked(ctx context.Context, p AcceptParams) error {
 	for k, vs := range p.Header {
 		h[k] = append(h[k], vs...)
 	}
-	hw := &hijackWriter{ResponseWriter: c.w, writeTimeout: o.WriteTimeout, onClose: c.end}
+	hw := &hijackWriter{ResponseWriter: c.w, writeTimeout: o.WriteTimeout, onClose: c.end, conn: c}
 	ws, err := websocket.Accept(hw, declineBadDeflateOffers(c.r, o.Compression), &ao)
 	if err != nil {
 		c.hsStatus = hw.status
@@ -130,9 +130,7 @@ func (c *Conn) acceptLocked(ctx context.Context, p AcceptParams) error {
 	}
 	ws.SetReadLimit(o.ReadLimit)
 	c.ws, c.nc = ws, hw.nc
-	// coder/websocket answers an extension (permessage-deflate) in this
-	// header; without one, frames are plain and wsroute writes them.
-	c.nc.direct = hw.Header().Get("Sec-Websocket-Extensions") == ""
+	c.nc.direct = directMode(hw.Header())
 	c.nc.vetClose = c.vetCloseFrame
 	c.hsStatus = http.StatusSwitchingProtocols
 	if c.hsTimer != nil {

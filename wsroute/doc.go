@@ -86,8 +86,11 @@
 //
 // [Options] is a plain struct whose zero value means the defaults: same
 // origin only, 64 KiB read limit, a ping every 30 s (dead peers are
-// closed), a 10 s write timeout (a client that stops reading cannot block
-// a sender), a 10 s handshake timeout, a 2 s close timeout. The handshake
+// closed; a peer still reading a large send is not dead), a 10 s write
+// timeout (a client that stops reading cannot block a sender; one that
+// reads slowly is not cut), a 10 s handshake timeout, a 2 s close
+// timeout. Messages over 64 KiB are sent as several frames, so that
+// pings and pongs pass between them. The handshake
 // request itself is read by net/http: set http.Server.ReadHeaderTimeout
 // (for example to 10 s) so half-sent requests cannot pile up.
 //

@@ -2,6 +2,7 @@ package wsroute
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,14 +28,18 @@ func (c *Conn) stopKeepalive() {
 
 // keepalive pings the peer. A pong is only seen while the connection is
 // being read, so the peer is judged dead only if a reader was waiting for
-// the whole PongTimeout and no pong came.
+// the whole wait and no pong came. See pongWait for how long that is.
 func (c *Conn) keepalive() {
 	if c.State() >= StateClosing || c.nc.closed.Load() {
 		return
 	}
 	readingAtStart := c.reading.Load() > 0
-	ctx, cancel := context.WithTimeout(context.Background(), c.route.opts.PongTimeout)
+	// The connection's context: a ping ends with the connection, even
+	// one that coder/websocket was not told about.
+	ctx, cancel := context.WithCancel(c.ctx)
+	w := newPongWait(c.nc, c.route.opts.PongTimeout, cancel)
 	err := c.ws.Ping(ctx)
+	w.stop()
 	cancel()
 	if c.State() >= StateClosing || c.nc.closed.Load() {
 		return
@@ -47,4 +52,69 @@ func (c *Conn) keepalive() {
 		return
 	}
 	c.pingTimer.Reset(c.route.opts.PingInterval)
+}
+
+// pongWait bounds the wait for a pong. The ping goes out behind the data
+// already written, which a slow peer may take longer than PongTimeout to
+// read: that peer is alive, and a send to it must not be killed. So when
+// the ping went out behind data still in the socket, the wait is
+// extended by PongTimeout each time the peer is seen consuming that data
+// (the kernel's count of unacknowledged bytes falls, or writes to it
+// complete); the peer is judged only after PongTimeout in which it
+// neither answered nor consumed anything. A peer whose own receive
+// buffer holds more than it reads in PongTimeout is beyond what the
+// server can see.
+type pongWait struct {
+	nc      *netConn
+	timeout time.Duration
+	cancel  context.CancelFunc
+	timer   *time.Timer
+	written int64 // netConn.written at the last look
+	queued  int   // unsentBytes at the last look
+	known   bool  // unsentBytes is known on this system
+	stopped atomic.Bool
+}
+
+func newPongWait(nc *netConn, timeout time.Duration, cancel context.CancelFunc) *pongWait {
+	w := &pongWait{nc: nc, timeout: timeout, cancel: cancel}
+	w.written = nc.written.Load()
+	w.queued, w.known = unsentBytes(nc.Conn)
+	if !w.known || w.queued > 0 {
+		// The ping goes out behind data of ours: assign before arming,
+		// so expire always sees the timer.
+		w.timer = time.AfterFunc(time.Hour, w.expire)
+		w.timer.Stop()
+		w.timer.Reset(timeout)
+		return w
+	}
+	// Nothing of ours is in the way: the pong is due in timeout.
+	w.timer = time.AfterFunc(timeout, cancel)
+	return w
+}
+
+// expire ends the wait, unless the peer consumed data since the last look.
+func (w *pongWait) expire() {
+	if w.stopped.Load() {
+		return
+	}
+	written := w.nc.written.Load()
+	consumed := written > w.written
+	if w.known {
+		queued, ok := unsentBytes(w.nc.Conn)
+		// Acknowledged since the last look: what was written, less
+		// what the queue grew by.
+		consumed = ok && (written-w.written)-int64(queued-w.queued) > 0
+		w.queued = queued
+	}
+	w.written = written
+	if consumed {
+		w.timer.Reset(w.timeout)
+		return
+	}
+	w.cancel()
+}
+
+func (w *pongWait) stop() {
+	w.stopped.Store(true)
+	w.timer.Stop()
 }

@@ -23,6 +23,7 @@ type hijackWriter struct {
 	nc           *netConn
 	writeTimeout time.Duration
 	onClose      func()
+	conn         *Conn // for logging a broken assumption (coder.go)
 	status       int   // what coder/websocket answered, for ConnEnd
 	own101       bool  // the 101 response is Hijack's to write
 	hijackErr    error // why Hijack failed, if it did
@@ -86,7 +87,7 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	// The response is flushed before the writer is handed on, so it is
 	// empty; pointing it at nc reuses its buffer instead of adding one.
-	nc := &netConn{Conn: c, writeTimeout: w.writeTimeout, onClose: w.onClose}
+	nc := &netConn{Conn: c, writeTimeout: w.writeTimeout, onClose: w.onClose, conn: w.conn}
 	if brw.Writer.Buffered() > 0 {
 		if err := brw.Writer.Flush(); err != nil {
 			// The client is gone. The connection is hijacked all the
@@ -138,119 +139,328 @@ func validHeaderKey(k string) bool {
 	return true
 }
 
-// netConn wraps the hijacked connection.
+// netConn wraps the hijacked connection: every byte of the WebSocket
+// goes through it, whoever frames it.
 //
-// While corked (between cork and uncork, used by SendBatch), writes append
-// to an in-memory batch instead of reaching the socket; uncork writes the
-// whole batch with one system call. Every real write carries a deadline
-// refreshed on progress, so a peer that stops reading cannot block a
-// writer for longer than writeTimeout.
+// mu is the wire: it is held across every write to the socket, so frames
+// stay whole and in order. Data frames are written by writeMessages when
+// no extension was negotiated (direct mode) and by coder/websocket
+// otherwise; control frames are always written by coder/websocket,
+// through Write.
+//
+// A control frame must never wait for the wire: coder/websocket closes
+// the socket when a control frame takes longer than 5 s (or its caller's
+// context) to write, and it writes pongs from inside its reader, so a
+// waiting pong would block reads too. In direct mode a ping or pong that
+// finds the wire busy is left in a slot (ctrl) and Write returns at once;
+// whoever holds the wire writes the slot at the next frame boundary (see
+// unlockWire), and writeMessages cuts large messages into frames so that
+// boundaries come often. A close frame waits for the boundary instead,
+// since coder/websocket may drop the socket as soon as Write returns.
+//
+// Every real write carries a deadline refreshed on progress, so a peer
+// that stops reading cannot block a writer for longer than writeTimeout.
 type netConn struct {
 	net.Conn
 	writeTimeout time.Duration
 	onClose      func()
+	conn         *Conn // for logging a broken assumption about coder/websocket
 
-	mu     sync.Mutex // guards corked and batch; held across real writes to keep frames in order
-	corked int
-	batch  *[]byte
+	mu        sync.Mutex // the wire; guards the fields below it
+	corked    int        // between cork and uncork, writes go to batch
+	batch     *[]byte
+	closeSent bool // a close frame was written: no data may follow
+
+	ctrlMu      sync.Mutex   // guards ctrl
+	ctrl        *controlSlot // control frames waiting for the wire
+	ctrlPending atomic.Bool  // ctrl is not nil: read without ctrlMu at every boundary
+
+	// The send on the wire, for aborting it when its context ends
+	// (write.go). abortReq is set only while that send holds the wire.
+	abortMu  sync.Mutex
+	onWire   *sendAbort
+	abortReq atomic.Bool
+	sendMu   sync.Mutex // serialises sends through coder/websocket (not direct)
 
 	closeOnce sync.Once
 	closed    atomic.Bool
+	written   atomic.Int64 // bytes handed to the socket, for the keepalive
 
 	// direct is set when no extension was negotiated: data frames are
 	// then written by writeMessages, and coder/websocket only writes
-	// control frames, each complete in one Write. closeSent (guarded by
-	// mu) records that one of them was a close frame: no data may follow.
-	direct    bool
-	closeSent bool
+	// control frames, each complete in one Write (checked: coder.go).
+	direct bool
 
 	// vetClose, when set, sees each close frame written in direct mode
 	// and may return another to write instead (Conn.vetCloseFrame).
 	vetClose func(frame []byte) []byte
 }
 
+const (
+	// maxFramePayload is the largest frame writeMessages writes: a
+	// larger message is sent as several frames (RFC 6455, section 5.4),
+	// so that a control frame never waits for more than one frame.
+	maxFramePayload = 64 << 10
+
+	// segmentSize is how much writeMessages gathers before writing to
+	// the socket: a batch of small messages costs one system call, and
+	// a large one is written in frame-aligned pieces, between which the
+	// control slot is flushed.
+	segmentSize = 64 << 10
+
+	maxPooledBatch = 1 << 20
+)
+
 // batchPool holds batch buffers, so an idle connection keeps none and a
 // burst does not leave its largest buffer behind.
 var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
-const maxPooledBatch = 1 << 20
+// controlSlot holds the control frames waiting for the wire: the latest
+// pong (RFC 6455, section 5.5.3, allows answering only the latest ping),
+// the latest ping and the close frame, written in that order. It exists
+// only while a frame waits, so an idle connection keeps none.
+type controlSlot struct {
+	frames [3][maxControlFrame]byte
+	lens   [3]uint8
+	out    [3 * maxControlFrame]byte
+}
+
+var slotPool = sync.Pool{New: func() any { return new(controlSlot) }}
+
+// slotIndex is where a control frame with opcode op waits.
+func slotIndex(op byte) int {
+	switch op {
+	case opPong:
+		return 0
+	case opPing:
+		return 1
+	}
+	return 2
+}
 
 func (c *netConn) Write(p []byte) (int, error) {
+	if c.direct {
+		return c.writeControl(p)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := len(p)
-	if c.direct && len(p) > 0 && p[0]&0x0f == 0x8 {
-		c.closeSent = true
-		if c.vetClose != nil {
-			if q := c.vetClose(p); q != nil {
-				p = q
-			}
-		}
-	}
 	if c.corked > 0 {
 		if c.batch == nil {
 			c.batch = batchPool.Get().(*[]byte)
 		}
 		*c.batch = append(*c.batch, p...)
+		return len(p), nil
+	}
+	n, err := c.writeLocked(p, true)
+	if err == errNotSent {
+		// coder/websocket cannot take a frame back either: its send
+		// is aborted, and so is the connection.
+		c.Close()
+		err = net.ErrClosed
+	}
+	return n, err
+}
+
+// writeControl writes a control frame from coder/websocket in direct
+// mode. Anything else breaks the frame stream, so it is refused loudly
+// and the connection closed before a byte of it is written.
+func (c *netConn) writeControl(p []byte) (int, error) {
+	op, ok := parseControlFrame(p)
+	if !ok {
+		err := errNotOneControlFrame(p)
+		if c.conn != nil {
+			c.conn.logBroken(err)
+		}
+		c.Close()
+		return 0, err
+	}
+	n := len(p)
+	if op == opClose && c.vetClose != nil {
+		if q := c.vetClose(p); q != nil {
+			p = q // a whole close frame too
+		}
+	}
+	c.ctrlMu.Lock()
+	s := c.ctrl
+	if s == nil {
+		s = slotPool.Get().(*controlSlot)
+		c.ctrl = s
+	}
+	i := slotIndex(op)
+	s.lens[i] = uint8(copy(s.frames[i][:], p))
+	c.ctrlPending.Store(true)
+	c.ctrlMu.Unlock()
+	if op == opClose {
+		// coder/websocket may close the socket as soon as this returns
+		// (write.go: it does when the peer's close was already read):
+		// wait for the frame boundary, where the writer on the wire
+		// writes this frame and stops.
+		c.mu.Lock()
+	} else if !c.mu.TryLock() {
+		// The holder of the wire writes the frame at its next frame
+		// boundary, or when it lets go (unlockWire).
 		return n, nil
 	}
-	m, err := c.writeLocked(p)
-	if err == nil {
-		return n, nil // all of p, or the frame that replaced it
+	err := c.flushControlLocked()
+	closeSent := c.closeSent
+	c.unlockWire()
+	if err == nil && op == opClose && !closeSent {
+		err = net.ErrClosed
 	}
-	return min(m, n), err
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
 }
+
+// flushControlLocked writes the control frames waiting in the slot. The
+// caller holds the wire, at a frame boundary.
+func (c *netConn) flushControlLocked() error {
+	if !c.ctrlPending.Load() {
+		return nil
+	}
+	c.ctrlMu.Lock()
+	s := c.ctrl
+	c.ctrl = nil
+	c.ctrlPending.Store(false)
+	c.ctrlMu.Unlock()
+	if s == nil {
+		return nil
+	}
+	out := s.out[:0]
+	for i := range s.frames {
+		out = append(out, s.frames[i][:s.lens[i]]...)
+	}
+	hasClose := s.lens[2] > 0
+	s.lens = [3]uint8{}
+	var err error
+	switch {
+	case c.closeSent:
+		err = net.ErrClosed // coder/websocket writes nothing after its close; nor do we
+	case c.closed.Load():
+		err = net.ErrClosed
+	default:
+		_, err = c.writeLocked(out, false)
+		if err == nil && hasClose {
+			c.closeSent = true
+		}
+	}
+	slotPool.Put(s)
+	return err
+}
+
+// unlockWire lets go of the wire. A control frame left in the slot while
+// the wire was held is written first: whoever queues a frame then fails
+// to take the wire knows its holder will see the frame here.
+func (c *netConn) unlockWire() {
+	for {
+		c.mu.Unlock()
+		if !c.ctrlPending.Load() || !c.mu.TryLock() {
+			return
+		}
+		c.flushControlLocked()
+	}
+}
+
+// errNotSent reports a send whose context ended before any of it reached
+// the wire: the connection is intact.
+var errNotSent = errors.New("wsroute: send abandoned before it started")
 
 // writeLocked writes p to the socket. The deadline is refreshed whenever
 // the write makes progress: the timeout is for a stalled peer, not a
 // large batch. A failed write leaves a partial frame on the wire, so the
-// connection is closed.
-func (c *netConn) writeLocked(p []byte) (int, error) {
+// connection is closed. With abortable set, the send on the wire (see
+// sendAbort) stops when its context ends: errNotSent if nothing of p was
+// written, else the connection is closed.
+func (c *netConn) writeLocked(p []byte, abortable bool) (int, error) {
 	total := 0
 	for {
 		if c.writeTimeout > 0 {
 			c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 		}
+		// Checked after the deadline is set: an abort that comes later
+		// sets the deadline in the past, so either way the write stops.
+		if abortable && c.abortReq.Load() {
+			if total == 0 {
+				return 0, errNotSent
+			}
+			c.Close()
+			return total, net.ErrClosed
+		}
 		n, err := c.Conn.Write(p)
 		total += n
+		c.written.Add(int64(n))
 		if err == nil {
 			return total, nil
 		}
-		if n > 0 && n < len(p) && errors.Is(err, os.ErrDeadlineExceeded) {
-			p = p[n:]
-			continue
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if abortable && c.abortReq.Load() && total == 0 {
+				return 0, errNotSent
+			}
+			if n > 0 && n < len(p) && !(abortable && c.abortReq.Load()) {
+				p = p[n:]
+				continue
+			}
 		}
 		c.Close()
 		return total, err
 	}
 }
 
-// writeMessages writes msgs as complete, unmasked frames with one write
-// (servers never mask). It is the data path when no extension was
-// negotiated: coder/websocket's own Write takes two channel-based locks
-// and a flush per message, which cost more than the system call that a
-// batch shares. Holding mu keeps every frame whole between coder's
-// control frames.
-func (c *netConn) writeMessages(msgs []Message) error {
+// writeMessages writes msgs as unmasked frames (servers never mask). It
+// is the data path when no extension was negotiated: coder/websocket's
+// own Write takes two channel-based locks and a flush per message, which
+// cost more than the system call that a batch shares. Messages over
+// maxFramePayload are fragmented; the frames are gathered into writes of
+// about segmentSize, and control frames that came meanwhile are written
+// between them. a, when not nil, is the send's abort (write.go).
+//
+// It returns errNotSent if a's context ended before anything was
+// written; any other error has closed the connection, or found it
+// closed.
+func (c *netConn) writeMessages(msgs []Message, a *sendAbort) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlockWire()
 	if c.closeSent || c.closed.Load() {
 		return net.ErrClosed
 	}
+	if a != nil {
+		if !c.startSend(a) {
+			return errNotSent
+		}
+		defer c.endSend()
+	}
 	b := batchPool.Get().(*[]byte)
 	buf := (*b)[:0]
-	for _, m := range msgs {
-		buf = appendFrameHeader(buf, m.Type, len(m.Data))
-		buf = append(buf, m.Data...)
-	}
+	wrote := false
 	var err error
-	if c.corked > 0 {
-		if c.batch == nil {
-			c.batch = batchPool.Get().(*[]byte)
+	for _, m := range msgs {
+		op, data := byte(m.Type), m.Data
+		for {
+			n := min(len(data), maxFramePayload)
+			fin := n == len(data)
+			buf = appendFrameHeader(buf, op, fin, n)
+			buf = append(buf, data[:n]...)
+			data = data[n:]
+			op = opContinuation
+			if len(buf) >= segmentSize {
+				err = c.writeSegment(buf, a != nil, wrote)
+				wrote = true
+				buf = buf[:0]
+				if err != nil {
+					break
+				}
+			}
+			if fin {
+				break
+			}
 		}
-		*c.batch = append(*c.batch, buf...)
-	} else {
-		_, err = c.writeLocked(buf)
+		if err != nil {
+			break
+		}
+	}
+	if err == nil && len(buf) > 0 {
+		err = c.writeSegment(buf, a != nil, wrote)
 	}
 	if cap(buf) <= maxPooledBatch {
 		*b = buf[:0]
@@ -259,10 +469,34 @@ func (c *netConn) writeMessages(msgs []Message) error {
 	return err
 }
 
-// appendFrameHeader appends the header of a final, unmasked frame
-// (RFC 6455, section 5.2).
-func appendFrameHeader(b []byte, typ MessageType, n int) []byte {
-	b = append(b, 0x80|byte(typ))
+// writeSegment writes whole frames of a send, after the control frames
+// that came while the send held the wire. wrote says whether earlier
+// segments of the send are on the wire: an abort then closes the
+// connection, since a message may be cut.
+func (c *netConn) writeSegment(seg []byte, abortable, wrote bool) error {
+	if err := c.flushControlLocked(); err != nil {
+		return err
+	}
+	if c.closeSent {
+		// The close frame went out at this boundary: the rest of the
+		// send may not follow it.
+		return net.ErrClosed
+	}
+	_, err := c.writeLocked(seg, abortable)
+	if err == errNotSent && wrote {
+		c.Close()
+		return net.ErrClosed
+	}
+	return err
+}
+
+// appendFrameHeader appends the header of an unmasked frame (RFC 6455,
+// section 5.2).
+func appendFrameHeader(b []byte, op byte, fin bool, n int) []byte {
+	if fin {
+		op |= 0x80
+	}
+	b = append(b, op)
 	switch {
 	case n < 126:
 		return append(b, byte(n))
@@ -290,7 +524,13 @@ func (c *netConn) uncork() error {
 	c.batch = nil
 	var err error
 	if len(*b) > 0 {
-		_, err = c.writeLocked(*b)
+		_, err = c.writeLocked(*b, true)
+		if err == errNotSent {
+			// coder/websocket believes these frames written: the
+			// connection cannot go on without them.
+			c.Close()
+			err = net.ErrClosed
+		}
 	}
 	if cap(*b) <= maxPooledBatch {
 		*b = (*b)[:0]

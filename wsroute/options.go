@@ -76,12 +76,19 @@ type Options struct {
 	// connection is being read (by Receive, Messages or CloseRead); a peer
 	// that misses it is dead and the connection is closed. A pong can only
 	// be seen while someone reads, so a connection nobody reads is never
-	// judged. Defaults to 20 seconds.
+	// judged. A ping that goes out behind data still in the socket waits
+	// longer: PongTimeout then counts time in which the peer neither
+	// answered nor consumed any of that data, so a slow peer that keeps
+	// reading a large send is not cut (on Linux the kernel's count of
+	// unacknowledged bytes shows it; elsewhere, writes completing).
+	// Defaults to 20 seconds.
 	PongTimeout time.Duration
 
 	// WriteTimeout bounds how long a write may go without progress, so a
 	// client that stops reading cannot block a sender forever; when it
-	// passes, the connection is closed. Defaults to 10 seconds.
+	// passes, the connection is closed. A write that keeps progressing is
+	// never cut, by this or by the keepalive, however long it takes.
+	// Defaults to 10 seconds.
 	WriteTimeout time.Duration
 
 	// HandshakeTimeout is how long the handler (and its middleware) may

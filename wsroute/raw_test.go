@@ -17,6 +17,13 @@ import (
 // hand, for tests that must misbehave below what a client library allows.
 func rawDial(t testing.TB, srv *httptest.Server, path string, extra http.Header) net.Conn {
 	t.Helper()
+	nc, _ := rawDialResponse(t, srv, path, extra)
+	return nc
+}
+
+// rawDialResponse is rawDial that also returns the 101 response.
+func rawDialResponse(t testing.TB, srv *httptest.Server, path string, extra http.Header) (net.Conn, *http.Response) {
+	t.Helper()
 	nc, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
 	testutil.NoErr(t, err)
 	req := "GET " + path + " HTTP/1.1\r\nHost: " + strings.TrimPrefix(srv.URL, "http://") +
@@ -35,7 +42,7 @@ func rawDial(t testing.TB, srv *httptest.Server, path string, extra http.Header)
 	testutil.NoErr(t, err)
 	testutil.Equal(t, resp.StatusCode, http.StatusSwitchingProtocols)
 	nc.SetReadDeadline(time.Time{})
-	return &bufConn{Conn: nc, br: br}
+	return &bufConn{Conn: nc, br: br}, resp
 }
 
 // bufConn keeps the bytes read past the handshake response.

@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/coder/websocket"
@@ -12,10 +12,19 @@ import (
 
 // SendText sends a text message. Safe to call from many goroutines.
 //
-// ctx bounds this call: it is checked before the write, and if it ends
-// while the message is being written the connection is closed, since a
-// partly written frame cannot be taken back. A write that makes no
-// progress for Options.WriteTimeout also closes the connection.
+// ctx bounds this call: it is checked before the write and again when
+// the message reaches the socket; if it ends while the message is being
+// written the connection is closed, since a partly written frame cannot
+// be taken back. A send that ctx stopped before any of it was written
+// returns an error wrapping ctx.Err() and leaves the connection open, and
+// one whose last byte reached the socket succeeds, whenever ctx ends. A
+// send waits for another send on the same connection to finish writing;
+// that wait is bounded by the other send's progress, not by ctx.
+//
+// A write that makes no progress for Options.WriteTimeout closes the
+// connection; a slow peer that keeps reading does not. A message larger
+// than 64 KiB is sent as several frames (a fragmented message, as RFC 6455
+// allows), so that pings and pongs can go out between them.
 func (c *Conn) SendText(ctx context.Context, text string) error {
 	return c.send(ctx, MessageText, unsafe.Slice(unsafe.StringData(text), len(text)))
 }
@@ -59,36 +68,22 @@ func (c *Conn) SendBatch(ctx context.Context, msgs []Message) error {
 	if len(msgs) == 1 {
 		return c.send(ctx, msgs[0].Type, msgs[0].Data)
 	}
-	stop, err := c.beginWrite(ctx)
+	a, stop, err := c.beginWrite(ctx)
 	if err != nil {
 		return err
 	}
 	defer stop()
 	if c.nc.direct {
-		if err := c.nc.writeMessages(msgs); err != nil {
-			return c.writeError(ctx, err)
-		}
-		var n int64
-		for _, m := range msgs {
-			n += int64(len(m.Data))
-		}
-		c.msgsOut.Add(int64(len(msgs)))
-		c.bytesOut.Add(n)
-		return nil
-	}
-	c.nc.cork()
-	var n int64
-	for _, m := range msgs {
-		if err = c.ws.Write(context.Background(), websocket.MessageType(m.Type), m.Data); err != nil {
-			break
-		}
-		n += int64(len(m.Data))
-	}
-	if uerr := c.nc.uncork(); err == nil {
-		err = uerr
+		err = c.nc.writeMessages(msgs, a)
+	} else {
+		err = c.writeCoder(a, msgs...)
 	}
 	if err != nil {
 		return c.writeError(ctx, err)
+	}
+	var n int64
+	for _, m := range msgs {
+		n += int64(len(m.Data))
 	}
 	c.msgsOut.Add(int64(len(msgs)))
 	c.bytesOut.Add(n)
@@ -96,15 +91,15 @@ func (c *Conn) SendBatch(ctx context.Context, msgs []Message) error {
 }
 
 func (c *Conn) send(ctx context.Context, typ MessageType, data []byte) error {
-	stop, err := c.beginWrite(ctx)
+	a, stop, err := c.beginWrite(ctx)
 	if err != nil {
 		return err
 	}
 	defer stop()
 	if c.nc.direct {
-		err = c.nc.writeMessages([]Message{{Type: typ, Data: data}})
+		err = c.nc.writeMessages([]Message{{Type: typ, Data: data}}, a)
 	} else {
-		err = c.ws.Write(context.Background(), websocket.MessageType(typ), data)
+		err = c.writeCoder(a, Message{Type: typ, Data: data})
 	}
 	if err != nil {
 		return c.writeError(ctx, err)
@@ -114,35 +109,108 @@ func (c *Conn) send(ctx context.Context, typ MessageType, data []byte) error {
 	return nil
 }
 
+// writeCoder sends msgs through coder/websocket, which frames (and
+// compresses) them when an extension was negotiated; several are corked
+// into one write. Sends are serialised here so that an abort (a) reaches
+// only its own send.
+func (c *Conn) writeCoder(a *sendAbort, msgs ...Message) error {
+	nc := c.nc
+	nc.sendMu.Lock()
+	defer nc.sendMu.Unlock()
+	if a != nil {
+		if !nc.startSend(a) {
+			return errNotSent
+		}
+		defer nc.endSend()
+	}
+	if len(msgs) == 1 {
+		return c.ws.Write(context.Background(), websocket.MessageType(msgs[0].Type), msgs[0].Data)
+	}
+	nc.cork()
+	var err error
+	for _, m := range msgs {
+		if err = c.ws.Write(context.Background(), websocket.MessageType(m.Type), m.Data); err != nil {
+			break
+		}
+	}
+	if uerr := nc.uncork(); err == nil {
+		err = uerr
+	}
+	return err
+}
+
 func nop() {}
+
+// sendAbort stops one send when its context ends: at once if the send is
+// writing (its write deadline is moved to the past), or when it reaches
+// the wire if it is still waiting. A send whose last byte has reached
+// the socket is past stopping, so its connection is never closed for it.
+type sendAbort struct {
+	nc    *netConn
+	ended bool // guarded by nc.abortMu
+}
+
+// aLongTimeAgo is a write deadline in the past: it wakes a blocked write.
+var aLongTimeAgo = time.Unix(1, 0)
+
+func (a *sendAbort) abort() {
+	nc := a.nc
+	nc.abortMu.Lock()
+	a.ended = true
+	if nc.onWire == a {
+		nc.abortReq.Store(true)
+		nc.Conn.SetWriteDeadline(aLongTimeAgo)
+	}
+	nc.abortMu.Unlock()
+}
+
+// startSend puts a on the wire, unless its context has ended.
+func (c *netConn) startSend(a *sendAbort) bool {
+	c.abortMu.Lock()
+	defer c.abortMu.Unlock()
+	if a.ended {
+		return false
+	}
+	c.onWire = a
+	return true
+}
+
+// endSend takes the send off the wire once its writes have returned. An
+// abort that came after the last write set the deadline in the past;
+// the next write sets its own before writing.
+func (c *netConn) endSend() {
+	c.abortMu.Lock()
+	c.onWire = nil
+	c.abortReq.Store(false)
+	c.abortMu.Unlock()
+}
 
 // beginWrite checks that a write may start and, for a context that can
 // end before the connection does, arms the abort of the write. Writes
 // never pass a context to coder/websocket: the socket deadline bounds
 // them, which costs no allocation per message.
-func (c *Conn) beginWrite(ctx context.Context) (stop func(), err error) {
+func (c *Conn) beginWrite(ctx context.Context) (a *sendAbort, stop func(), err error) {
 	if !c.accepted.Load() {
-		return nop, ErrNotAccepted
+		return nil, nop, ErrNotAccepted
 	}
 	if c.nc.closed.Load() {
-		return nop, fmt.Errorf("%w: send after the connection ended", ErrClosed)
+		return nil, nop, fmt.Errorf("%w: send after the connection ended", ErrClosed)
 	}
 	if c.ownDone(ctx) {
-		return nop, nil
+		return nil, nop, nil
 	}
 	if err := ctx.Err(); err != nil {
-		return nop, fmt.Errorf("wsroute: send: %w", err)
+		return nil, nop, fmt.Errorf("wsroute: send: %w", err)
 	}
-	var finished atomic.Bool
-	cancel := context.AfterFunc(ctx, func() {
-		if !finished.Load() {
-			c.nc.Close()
-		}
-	})
-	return func() { finished.Store(true); cancel() }, nil
+	a = &sendAbort{nc: c.nc}
+	cancel := context.AfterFunc(ctx, a.abort)
+	return a, func() { cancel() }, nil
 }
 
 func (c *Conn) writeError(ctx context.Context, err error) error {
+	if err == errNotSent {
+		return fmt.Errorf("wsroute: send: %w", context.Cause(ctx))
+	}
 	if ctx.Err() != nil && !c.ownDone(ctx) {
 		return fmt.Errorf("%w: send interrupted by its context: %w", ErrClosed, ctx.Err())
 	}

@@ -1,0 +1,129 @@
+package wsroute
+
+import (
+	"fmt"
+	"net/http"
+)
+
+// This file is the contract between wsroute and the coder/websocket
+// internals it relies on, beyond that package's documentation. Each
+// assumption names where coder/websocket v1.8.15 makes it true, where
+// wsroute checks it at run time, and the test that fails if a new
+// version breaks it. Upgrading coder/websocket means re-reading the
+// lines cited here and running those tests.
+//
+// 1. Hijack through our writer. websocket.Accept takes the first
+//    http.Hijacker it finds, following Unwrap (hijack.go:25), and
+//    hijackWriter defines Hijack itself, so the net.Conn coder/websocket
+//    writes to is our netConn. Checked: Accept fails with "was not
+//    hijacked through wsroute's ResponseWriter" when hijackWriter.nc is
+//    nil (accept.go). Test: every test that sends; the write counting
+//    of TestSendBatchIsOneWriteAndSeparateFrames.
+//
+// 2. brw.Writer is its write buffer. coder/websocket keeps the
+//    hijacked bufio.Writer as its own (accept.go:180) and writes every
+//    frame through it; Hijack resets that writer onto netConn after
+//    flushing the 101 response, so each byte passes netConn.Write.
+//    Checked: the frame check of assumption 3 sees every write. Test:
+//    TestControlFramesStayWholeUnderPingFlood.
+//
+// 3. Each control frame in one Write, starting at a frame boundary.
+//    writeFrame (write.go:~320-358) writes header and payload into the
+//    4 KiB buffer and flushes at the end of every final frame; a control
+//    frame is at most 2+125 bytes and always final, so with no extension
+//    negotiated (4) each Write coder/websocket makes is exactly one whole
+//    control frame. The direct data path interleaves its frames between
+//    those writes, so a control frame split across two Write calls would
+//    corrupt the stream. Checked: netConn.writeControl parses each write
+//    (parseControlFrame) and refuses anything else with
+//    errNotOneControlFrame, logged at ERROR, closing the connection
+//    before a byte of it is written. Conn.vetCloseFrame relies on it
+//    too: it sees each close frame whole. Test:
+//    TestControlFramesStayWholeUnderPingFlood.
+//
+// 4. Sec-WebSocket-Extensions is set exactly when deflate is on.
+//    Accept sets the response header if and only if it negotiated
+//    permessage-deflate (accept.go:146-149); directMode reads it to
+//    choose who writes data frames. Test: TestDirectModeFollowsDeflate.
+//
+// 5. The close state is private. coder/websocket records that it sent
+//    a close frame in an unexported field (write.go:362) and refuses its
+//    own writes after it, but knows nothing of ours. netConn keeps its
+//    own closeSent, set when a close frame passes Write, and writes no
+//    data after it. Test: TestNoDataFrameFollowsTheCloseFrame.
+//
+// 6. Control frames have a 5 s timer, and pongs are written by the
+//    reader. writeControl bounds each control frame by 5 s or its
+//    caller's context (write.go:277), and a context that ends while a
+//    frame is being written closes the socket (conn.go:176); the reader
+//    answers a ping by writing the pong itself (read.go:323). So a
+//    control frame may never wait for the wire behind a long data write:
+//    in direct mode netConn leaves pings and pongs in a slot and returns
+//    at once, and the data writer writes them at its next frame
+//    boundary. Test: TestPingsDoNotKillAHealthyLargeSend.
+//
+// 7. The socket may be closed as soon as a close frame's Write returns.
+//    When the peer's close was already read, writeFrame closes the
+//    connection right after writing the close frame (write.go:368), so
+//    a close frame cannot be left in the slot: its Write waits for the
+//    next frame boundary, where the data writer writes it and stops.
+//    Test: TestNoDataFrameFollowsTheCloseFrame.
+//
+// 8. Pings match pongs by payload, one at a time. Ping waits for a pong
+//    carrying its own payload (conn.go:237, read.go:329); wsroute pings
+//    only from the keepalive, one ping at a time, so keeping only the
+//    latest ping in the slot loses none.
+
+// Control frame opcodes (RFC 6455, section 5.5), and the continuation
+// opcode of fragmented data messages.
+const (
+	opContinuation = 0x0
+	opClose        = 0x8
+	opPing         = 0x9
+	opPong         = 0xA
+
+	// maxControlFrame is the longest control frame a server writes:
+	// a 2-byte header and at most 125 bytes of payload, unmasked.
+	maxControlFrame = 2 + 125
+)
+
+// parseControlFrame reports whether p is exactly one whole control frame
+// as a server writes it (assumption 3): FIN set, no RSV bit, a control
+// opcode, unmasked, a payload of at most 125 bytes that ends where p
+// ends.
+func parseControlFrame(p []byte) (op byte, ok bool) {
+	if len(p) < 2 || p[0]&0xf0 != 0x80 {
+		return 0, false
+	}
+	op = p[0] & 0x0f
+	if op != opClose && op != opPing && op != opPong {
+		return 0, false
+	}
+	n := int(p[1]) // the mask bit must be clear, so this is the length
+	if n > 125 || len(p) != 2+n {
+		return 0, false
+	}
+	return op, true
+}
+
+// errNotOneControlFrame is what a broken assumption 3 looks like.
+func errNotOneControlFrame(p []byte) error {
+	head := p[:min(len(p), 4)]
+	return fmt.Errorf("wsroute: coder/websocket wrote %d bytes (starting % x) that are not one whole control frame; "+
+		"wsroute's direct write path relies on coder/websocket v1.8.15 writing each control frame in one Write "+
+		"(see wsroute/coder.go): the connection is closed so that no frame is corrupted. "+
+		"Use the coder/websocket version in wsroute's go.mod, or report this as a wsroute bug", len(p), head)
+}
+
+// directMode reports whether wsroute writes data frames itself: when
+// no extension was negotiated, which coder/websocket answers in the
+// 101 response's Sec-WebSocket-Extensions header (assumption 4).
+func directMode(h http.Header) bool {
+	return h.Get("Sec-Websocket-Extensions") == ""
+}
+
+// logBroken logs a broken assumption about coder/websocket: a server
+// error that the operator must see.
+func (c *Conn) logBroken(err error) {
+	c.route.opts.logger().Error(err.Error(), c.attrs()...)
+}
