@@ -73,6 +73,14 @@ import (
 //    carrying its own payload (conn.go:237, read.go:329); wsroute pings
 //    only from the keepalive, one ping at a time, so keeping only the
 //    latest ping in the slot loses none.
+//
+// 9. A streamed message is written frame by frame. With an extension,
+//    Conn.Writer's Write hands each piece (each flate output block,
+//    compressed) to writeFrame, which takes and releases the frame lock
+//    per frame (write.go:191-230), so control frames pass between them;
+//    Conn.Write would hold it for one frame of the whole message.
+//    writeCoderMessage streams messages over 64 KiB for that reason.
+//    Test: TestPingsDoNotKillAHealthyLargeSend, "long write, compressed".
 
 // Control frame opcodes (RFC 6455, section 5.5), and the continuation
 // opcode of fragmented data messages.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"time"
 	"unsafe"
 
@@ -117,6 +118,11 @@ func (c *Conn) writeCoder(a *sendAbort, msgs ...Message) error {
 	nc := c.nc
 	nc.sendMu.Lock()
 	defer nc.sendMu.Unlock()
+	if nc.closed.Load() {
+		// A failed write may have left coder/websocket's message
+		// writer locked: go no further.
+		return net.ErrClosed
+	}
 	if a != nil {
 		if !nc.startSend(a) {
 			return errNotSent
@@ -124,12 +130,12 @@ func (c *Conn) writeCoder(a *sendAbort, msgs ...Message) error {
 		defer nc.endSend()
 	}
 	if len(msgs) == 1 {
-		return c.ws.Write(context.Background(), websocket.MessageType(msgs[0].Type), msgs[0].Data)
+		return c.writeCoderMessage(msgs[0])
 	}
 	nc.cork()
 	var err error
 	for _, m := range msgs {
-		if err = c.ws.Write(context.Background(), websocket.MessageType(m.Type), m.Data); err != nil {
+		if err = c.writeCoderMessage(m); err != nil {
 			break
 		}
 	}
@@ -137,6 +143,30 @@ func (c *Conn) writeCoder(a *sendAbort, msgs ...Message) error {
 		err = uerr
 	}
 	return err
+}
+
+// writeCoderMessage writes one message through coder/websocket. One
+// over maxFramePayload is streamed in pieces of that size: coder/websocket
+// writes each piece as frames of its own (compressed ones, with deflate),
+// and its pings and pongs pass between them, where a single frame would
+// hold its frame lock for the whole message and make them wait.
+func (c *Conn) writeCoderMessage(m Message) error {
+	typ := websocket.MessageType(m.Type)
+	if len(m.Data) <= maxFramePayload {
+		return c.ws.Write(context.Background(), typ, m.Data)
+	}
+	w, err := c.ws.Writer(context.Background(), typ)
+	if err != nil {
+		return err
+	}
+	for p := m.Data; len(p) > 0; {
+		n := min(len(p), maxFramePayload)
+		if _, err := w.Write(p[:n]); err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	return w.Close()
 }
 
 func nop() {}
