@@ -66,6 +66,27 @@ else
 	echo "cross-node benchmark skipped or failed (is Redis on 127.0.0.1:6379?):" >&2
 	tail -5 "$redis_out" >&2
 fi
+# The same through hub/natsbroker (needs NATS with JetStream).
+nats_out=$(mktemp)
+trap 'rm -f "$run" "$redis_out" "$nats_out"' EXIT
+if (cd .. && go test -run '^$' -bench 'CrossNode|BrokerHop' -benchtime=2000x ./hub/natsbroker/) >"$nats_out" 2>&1; then
+	{
+		echo
+		echo "## Across nodes: hub/natsbroker on NATS"
+		echo
+		echo "The same on NATS: two hubs on one nats-server with JetStream over loopback. \`BrokerHop/append\` is the path of a room with history (a JetStream write, then the live message)."
+		echo
+		echo "Command: \`go test -run '^\$' -bench 'CrossNode|BrokerHop' -benchtime=2000x ./hub/natsbroker/\` ($(date -u +%Y-%m-%d), load average $(cut -d' ' -f1-3 /proc/loadavg))"
+		echo
+		echo '```'
+		grep -E '^(Benchmark|goos|goarch|cpu)' "$nats_out"
+		echo '```'
+	} >>../docs/benchmarks.md
+	grep -E '^Benchmark' "$nats_out" | sed 's/^/# nats: /' >>"$results"
+else
+	echo "NATS cross-node benchmark skipped or failed (is NATS with JetStream on 127.0.0.1:4222?):" >&2
+	tail -5 "$nats_out" >&2
+fi
 # The cost of the observability middleware (wsmw/wsmetrics, wsmw/wsotel),
 # appended to the same report.
 if obs=$(bash observability.sh); then
