@@ -206,7 +206,8 @@ func binaryOnText(ctx context.Context, e *faultEnv) (string, bool) {
 	return e.expectClose(c, 1003)
 }
 
-// malformedFrames break RFC 6455 framing: 1002 or no code, never 1011.
+// malformedFrames break RFC 6455 framing: 1002 (1007 for a close reason
+// that is not UTF-8) or no code, never 1011.
 var malformedFrames = []struct {
 	name  string
 	bytes []byte
@@ -231,9 +232,8 @@ func malformed(ctx context.Context, e *faultEnv) (string, bool) {
 	c.Write(m.bytes)
 	want := []int{1002, -1}
 	if m.name == "close reason not UTF-8" {
-		// RFC 6455 §8.1 wants this connection failed; coder/websocket
-		// does not check close reasons and echoes the close. Harmless.
-		want = append(want, 1000)
+		// RFC 6455 §8.1: invalid UTF-8 fails the connection with 1007.
+		want = []int{1007, -1}
 	}
 	res, ok = e.expectClose(c, want...)
 	return m.name + ": " + res, ok
