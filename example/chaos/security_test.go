@@ -72,16 +72,16 @@ func TestCrossSiteHijacking(t *testing.T) {
 	}
 }
 
+// slowlorisSlack is how long after ReadHeaderTimeout TestSlowloris lets
+// the server take to cut every half-open connection.
+const slowlorisSlack = 10 * time.Second
+
 // TestSlowloris opens -chaos.halfopen connections that send half a
 // handshake request and stop, and measures what they cost and whether
 // the server still serves others while they are pending: an open
 // connection's echo round trip, and new connections. Every half-open
 // connection must be cut by http.Server.ReadHeaderTimeout.
 //
-// slowlorisSlack is how long after ReadHeaderTimeout TestSlowloris lets
-// the server take to cut every half-open connection.
-const slowlorisSlack = 10 * time.Second
-
 //	go test -v -run TestSlowloris ./example/chaos/ -chaos.halfopen=5000 -chaos.readheader=10s
 func TestSlowloris(t *testing.T) {
 	n := *halfOpen
