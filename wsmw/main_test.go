@@ -11,7 +11,9 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/nexio-go/nexio/internal/testutil"
 
@@ -112,6 +114,9 @@ type outcome struct {
 }
 
 func (o outcome) String() string {
+	if o.status < 0 {
+		return fmt.Sprintf("error %q", o.reason)
+	}
 	if o.status != http.StatusSwitchingProtocols {
 		return fmt.Sprintf("HTTP %d", o.status)
 	}
@@ -136,7 +141,7 @@ func attempt(ctx context.Context, url string, opts *websocket.DialOptions) (outc
 	}
 	var ce websocket.CloseError
 	if !errors.As(err, &ce) {
-		return outcome{status: 101, code: -1}, nil
+		return outcome{status: 101, code: -1, reason: err.Error()}, nil
 	}
 	return outcome{status: 101, code: ce.Code, reason: ce.Reason}, nil
 }
@@ -197,4 +202,62 @@ func mustPanic(t testing.TB, prefix string, f func()) {
 		testutil.Check(t, strings.HasPrefix(msg, prefix), "panic %q does not start with %q", msg, prefix)
 	}()
 	f()
+}
+
+// refuseBound is how long wsroute lets the close handshake of a refused
+// connection (Close before Accept) take before it drops the socket.
+const refuseBound = time.Second
+
+// burstOptions are the route options of the burst tests: a close of an
+// accepted connection is not cut short however loaded the machine is
+// (the close timeout is not what those tests are about).
+func burstOptions() *wsroute.Options {
+	l, _ := testLogger()
+	return &wsroute.Options{Logger: l, CloseTimeout: testutil.CtxTimeout}
+}
+
+// refusals counts, on the server, the connections the chain refused with
+// an error wrapping target, and how many of those refusals took
+// refuseBound or longer: wsroute cut their close handshake short, so on
+// a machine too loaded to write the close frame within the bound, the
+// client saw the connection drop instead of the code.
+type refusals struct {
+	target  error
+	n, slow atomic.Int32
+}
+
+// middleware goes first in the chain, so it sees what the limiter
+// returns and how long its refusal took.
+func (r *refusals) middleware(next wsroute.HandlerFunc) wsroute.HandlerFunc {
+	return func(ctx context.Context, c *wsroute.Conn) error {
+		start := time.Now()
+		err := next(ctx, c)
+		if errors.Is(err, r.target) {
+			if time.Since(start) >= refuseBound {
+				r.slow.Add(1)
+			}
+			r.n.Add(1)
+		}
+		return err
+	}
+}
+
+// check asserts that exactly want connections were refused, and that
+// each refused client saw the refusal's close (code and reason), except
+// at most one per refusal that the server's bound cut short.
+func (r *refusals) check(t testing.TB, counts map[outcome]int, refused outcome, want int) {
+	t.Helper()
+	testutil.Eventually(t, func() bool { return int(r.n.Load()) >= want },
+		"the server refused %d connections, want %d", r.n.Load(), want)
+	testutil.Equal(t, int(r.n.Load()), want)
+	dropped := 0
+	for o, n := range counts {
+		if o.status == http.StatusSwitchingProtocols && o.code == -1 {
+			dropped += n
+		}
+	}
+	testutil.Check(t, counts[refused]+dropped == want, "outcomes: %v, want %d %v", counts, want, refused)
+	testutil.Check(t, dropped <= int(r.slow.Load()),
+		"%d refused clients saw the connection drop, but only %d refusals took %v or more: outcomes %v",
+		dropped, r.slow.Load(), refuseBound, counts)
 }

@@ -19,10 +19,10 @@ var tryAgainLater = outcome{status: 101, code: 1013, reason: "try again later"}
 
 // holdServer serves a handler that accepts, says "held", and keeps the
 // connection open until release is closed.
-func holdServer(t *testing.T, mw wsmw.Middleware) (srv string, release func()) {
+func holdServer(t *testing.T, mws ...wsmw.Middleware) (srv string, release func()) {
 	t.Helper()
 	stop := make(chan struct{})
-	s := serve(t, nil, func(ctx context.Context, c *wsroute.Conn) error {
+	s := serve(t, burstOptions(), func(ctx context.Context, c *wsroute.Conn) error {
 		if err := c.Accept(ctx); err != nil {
 			return err
 		}
@@ -35,7 +35,7 @@ func holdServer(t *testing.T, mw wsmw.Middleware) (srv string, release func()) {
 		case <-c.Done():
 		}
 		return nil
-	}, mw)
+	}, mws...)
 	var once sync.Once
 	release = func() { once.Do(func() { close(stop) }) }
 	t.Cleanup(release)
@@ -100,7 +100,10 @@ func holdAttempt(ctx context.Context, url, ip string) (outcome, *websocket.Conn)
 	if errors.As(err, &ce) {
 		return outcome{status: 101, code: ce.Code, reason: ce.Reason}, nil
 	}
-	return outcome{status: -1, reason: err.Error()}, nil
+	if err == nil {
+		return outcome{status: 101, code: -3, reason: string(msg)}, nil
+	}
+	return outcome{status: 101, code: -1, reason: err.Error()}, nil
 }
 
 func TestMaxConnsBurst(t *testing.T) {
@@ -125,11 +128,11 @@ func TestMaxConnsBurst(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			cl := wsmw.NewConnLimiter(tc.opts)
-			url, _ := holdServer(t, cl.Middleware())
+			refused := &refusals{target: wsmw.ErrTooManyConns}
+			url, _ := holdServer(t, refused.middleware, cl.Middleware())
 			counts, heldBy, hangUp := holdBurst(t, url, 500, tc.ip)
-			testutil.Equal(t, counts[held], tc.wantHeld)
-			testutil.Check(t, counts[tryAgainLater] == 500-tc.wantHeld, "outcomes: %v", counts)
-			testutil.Equal(t, len(counts), 2)
+			testutil.Check(t, counts[held] == tc.wantHeld, "outcomes: %v", counts)
+			refused.check(t, counts, tryAgainLater, 500-tc.wantHeld)
 			most := 0
 			for _, n := range heldBy {
 				most = max(most, n)

@@ -101,14 +101,14 @@ func TestRateLimitBurst(t *testing.T) {
 			rl := wsmw.NewRateLimiter(tc.opts)
 			rl.SetClock(newFrozen().now)
 			var ran atomic.Int32
-			srv := serve(t, nil, func(ctx context.Context, c *wsroute.Conn) error {
+			refused := &refusals{target: wsmw.ErrRateLimited}
+			srv := serve(t, burstOptions(), func(ctx context.Context, c *wsroute.Conn) error {
 				ran.Add(1)
 				return c.Accept(ctx)
-			}, rl.Middleware())
+			}, refused.middleware, rl.Middleware())
 			counts := burst(t, wsURL(srv, "/ws"), tc.attempts, tc.ip)
 			testutil.Check(t, counts[accepted] == tc.wantOK, "outcomes: %v", counts)
-			testutil.Check(t, counts[rateLimited] == tc.attempts-tc.wantOK, "outcomes: %v", counts)
-			testutil.Equal(t, len(counts), min(2, 1+tc.attempts-tc.wantOK))
+			refused.check(t, counts, rateLimited, tc.attempts-tc.wantOK)
 			testutil.Equal(t, int(ran.Load()), tc.wantOK)
 			testutil.Equal(t, rl.Len(), tc.wantTable)
 		})
@@ -119,14 +119,20 @@ func TestRateLimitBurst(t *testing.T) {
 // bounded by the bucket: Burst, plus what refills while it lasts.
 func TestRateLimitRealClock(t *testing.T) {
 	t.Parallel()
-	srv := serve(t, nil, func(ctx context.Context, c *wsroute.Conn) error { return c.Accept(ctx) },
-		wsmw.RateLimit(wsmw.RateLimitOptions{PerSecond: 20, Burst: 40}))
+	var ran atomic.Int32
+	refused := &refusals{target: wsmw.ErrRateLimited}
+	srv := serve(t, burstOptions(), func(ctx context.Context, c *wsroute.Conn) error {
+		ran.Add(1)
+		return c.Accept(ctx)
+	}, refused.middleware, wsmw.RateLimit(wsmw.RateLimitOptions{PerSecond: 20, Burst: 40}))
 	start := time.Now()
 	counts := burst(t, wsURL(srv, "/ws"), 500, oneIP)
-	refilled := int(20 * time.Since(start).Seconds())
+	took := time.Since(start)
+	refilled := int(20 * took.Seconds())
 	testutil.Check(t, counts[accepted] >= 40 && counts[accepted] <= 40+refilled+1,
-		"%d allowed in %v, want 40 plus at most %d refilled", counts[accepted], time.Since(start), refilled)
-	testutil.Equal(t, counts[accepted]+counts[rateLimited], 500)
+		"%d allowed in %v, want 40 plus at most %d refilled: outcomes %v", counts[accepted], took, refilled, counts)
+	testutil.Equal(t, int(ran.Load()), counts[accepted])
+	refused.check(t, counts, rateLimited, 500-counts[accepted])
 }
 
 func TestRateLimitEviction(t *testing.T) {
