@@ -78,10 +78,13 @@ func newHubNode(t *testing.T, b hub.Broker, name string, more ...func(*hub.Optio
 	return n
 }
 
-// client is a WebSocket client of a hubNode.
+// client is a WebSocket client of a hubNode. A goroutine reads its
+// messages into msgs: a read that times out does not end the connection
+// (coder/websocket closes a connection whose Read is cancelled).
 type client struct {
-	c  *websocket.Conn
-	id string
+	c    *websocket.Conn
+	id   string
+	msgs chan string
 }
 
 func (n *hubNode) dial(t *testing.T, room string) *client {
@@ -89,8 +92,20 @@ func (n *hubNode) dial(t *testing.T, room string) *client {
 	ctx := testutil.Ctx(t)
 	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(n.URL, "http")+"/ws/"+room, nil)
 	testutil.NoErr(t, err)
-	t.Cleanup(func() { c.CloseNow() })
-	cl := &client{c: c}
+	cl := &client{c: c, msgs: make(chan string, 1024)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(cl.msgs)
+		for {
+			_, p, err := c.Read(context.Background())
+			if err != nil {
+				return
+			}
+			cl.msgs <- string(p)
+		}
+	}()
+	t.Cleanup(func() { c.CloseNow(); <-done })
 	hello := cl.read(t)
 	id, ok := strings.CutPrefix(hello, "id:")
 	testutil.Check(t, ok, "first message %q, want id:…", hello)
@@ -105,11 +120,19 @@ func (cl *client) send(t *testing.T, text string) {
 
 func (cl *client) read(t *testing.T) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, p, err := cl.c.Read(ctx)
-	testutil.NoErr(t, err)
-	return string(p)
+	m, ok := cl.tryRead(10 * time.Second)
+	testutil.Check(t, ok, "no message within 10s")
+	return m
+}
+
+// tryRead returns the next message, or false if none came within d.
+func (cl *client) tryRead(d time.Duration) (string, bool) {
+	select {
+	case m, ok := <-cl.msgs:
+		return m, ok
+	case <-time.After(d):
+		return "", false
+	}
 }
 
 // Two Hubs on the broker, with real WebSocket members: a broadcast
@@ -139,10 +162,8 @@ func (s *suite) testHub(t *testing.T) {
 	// hears it, then every later message arrives.
 	testutil.Eventually(t, func() bool {
 		a2.send(t, "warm-up")
-		rctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-		defer cancel()
-		_, p, err := b1.c.Read(rctx)
-		return err == nil && string(p) == "warm-up"
+		m, ok := b1.tryRead(100 * time.Millisecond)
+		return ok && m == "warm-up"
 	}, "b1 never heard a2")
 	drain := func(cl *client, stop string) {
 		for cl.read(t) != stop {
@@ -230,10 +251,8 @@ func (s *suite) testHubHistory(t *testing.T) {
 			return false
 		}
 		first = pos
-		rctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-		defer cancel()
-		_, p, err := b1.c.Read(rctx)
-		return err == nil && string(p) == "warm-up"
+		m, ok := b1.tryRead(200 * time.Millisecond)
+		return ok && m == "warm-up"
 	}, "b1 never got a published message")
 	// Skip the warm-up copies.
 	drain := func(cl *client) {
