@@ -131,7 +131,6 @@ func (c *Conn) acceptLocked(ctx context.Context, p AcceptParams) error {
 	ws.SetReadLimit(o.ReadLimit)
 	c.ws, c.nc = ws, hw.nc
 	c.nc.direct = directMode(hw.Header())
-	c.nc.vetClose = c.vetCloseFrame
 	c.hsStatus = http.StatusSwitchingProtocols
 	if c.hsTimer != nil {
 		c.hsTimer.Stop()

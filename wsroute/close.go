@@ -2,10 +2,8 @@ package wsroute
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	"github.com/coder/websocket"
 )
@@ -99,30 +97,6 @@ func (c *Conn) shutdown(code StatusCode, reason string, timeout time.Duration, f
 	c.ws.Close(websocket.StatusCode(code), reason)
 	kill.Stop()
 	c.nc.Close()
-}
-
-// vetCloseFrame sees each close frame coder/websocket writes in direct
-// mode, whole (one frame per Write), and returns the frame to write
-// instead, or nil. coder/websocket answers a peer's close frame by
-// echoing its code and reason; RFC 6455 §8.1 says a reason that is not
-// UTF-8 fails the connection with 1007 instead. This side's own reasons
-// are always valid (truncateReason), so an invalid one is such an echo.
-// With compression on, data and control frames may share a Write, and
-// frames are not vetted: the echo goes out as coder/websocket wrote it.
-func (c *Conn) vetCloseFrame(p []byte) []byte {
-	// A server's close frame: FIN+opcode, unmasked length, code, reason.
-	if len(p) < 4 || int(p[1]) != len(p)-2 || utf8.Valid(p[4:]) {
-		return nil
-	}
-	const reason = "invalid UTF-8 in close reason"
-	if c.sentCode.CompareAndSwap(0, int32(StatusInvalidFramePayloadData)) {
-		r := reason
-		c.sentReason.Store(&r)
-	}
-	f := make([]byte, 0, 4+len(reason))
-	f = append(f, 0x88, byte(2+len(reason)))
-	f = binary.BigEndian.AppendUint16(f, uint16(StatusInvalidFramePayloadData))
-	return append(f, reason...)
 }
 
 // closedCode returns the code the connection ended with, as far as this

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -190,28 +191,93 @@ func TestProtocolErrorDropsTCPPromptly(t *testing.T) {
 
 // TestPeerCloseReasonNotUTF8FailsWith1007: RFC 6455 §8.1 says a close
 // frame whose reason is not valid UTF-8 fails the connection with 1007;
-// it must not be echoed back as if it were a normal close.
+// it must not be echoed back as if it were a normal close. That holds
+// with permessage-deflate too, for a close frame that arrives in pieces
+// or right behind a message in the same segment, and for a handler that
+// only sends; the socket is closed right after the 1007.
 func TestPeerCloseReasonNotUTF8FailsWith1007(t *testing.T) {
 	t.Parallel()
-	errs := make(chan error, 1)
-	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
-		testutil.NoErr(t, c.Accept(ctx))
-		_, err := c.ReceiveText(ctx)
-		errs <- err
-		return err
-	})
-	nc := rawDial(t, srv, "/ws", nil)
-	defer nc.Close()
-	payload := []byte{0x03, 0xe8, 'o', 'k', 0xff, 0xfe} // 1000, "ok\xff\xfe"
-	_, err := nc.Write(frame(true, 0, 8, payload, false))
-	testutil.NoErr(t, err)
-	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	op, got, err := readFrame(bufio.NewReader(nc))
-	testutil.NoErr(t, err)
-	testutil.Equal(t, op, byte(8))
-	testutil.Check(t, len(got) >= 2, "close frame without a code")
-	testutil.Equal(t, binary.BigEndian.Uint16(got), uint16(websocket.StatusInvalidFramePayloadData))
-	testutil.Check(t, utf8.Valid(got[2:]), "the server's reason is not UTF-8 either: %q", got[2:])
-	err = <-errs
-	testutil.Check(t, errors.Is(err, wsroute.ErrInvalidUTF8), "Receive error %v does not wrap ErrInvalidUTF8", err)
+	closeFrame := frame(true, 0, 8, []byte{0x03, 0xe8, 'o', 'k', 0xff, 0xfe}, false) // 1000, "ok\xff\xfe"
+	writes := []struct {
+		name    string
+		chunks  [][]byte
+		message bool // a data message, which a sending-only handler refuses
+	}{
+		{name: "whole", chunks: [][]byte{closeFrame}},
+		{name: "behind a message", message: true, chunks: [][]byte{append(frame(true, 0, 1, []byte("hi"), false), closeFrame...)}},
+		{name: "behind a ping", chunks: [][]byte{append(frame(true, 0, 9, []byte("ping"), false), closeFrame...)}},
+		{name: "in pieces", chunks: [][]byte{closeFrame[:1], closeFrame[1:3], closeFrame[3:7], closeFrame[7:]}},
+	}
+	modes := []struct {
+		name string
+		mode wsroute.CompressionMode
+		ext  string
+	}{
+		{name: "plain", mode: wsroute.CompressionDisabled},
+		{name: "deflate", mode: wsroute.CompressionContextTakeover, ext: "permessage-deflate"},
+	}
+	for _, m := range modes {
+		for _, w := range writes {
+			for _, sendOnly := range []bool{false, true} {
+				if sendOnly && w.message {
+					continue
+				}
+				name := m.name + "/" + w.name
+				if sendOnly {
+					name += "/sending only"
+				}
+				t.Run(name, func(t *testing.T) {
+					t.Parallel()
+					errs := make(chan error, 1)
+					opts := &wsroute.Options{Compression: m.mode, CloseTimeout: 10 * time.Second}
+					srv := serve(t, opts, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
+						testutil.NoErr(t, c.Accept(ctx))
+						if sendOnly {
+							c.CloseRead()
+							<-c.Done()
+							errs <- nil
+							return nil
+						}
+						for {
+							msg, err := c.ReceiveText(ctx)
+							if err != nil {
+								errs <- err
+								return err
+							}
+							if msg != "hi" {
+								t.Errorf("received %q", msg)
+							}
+						}
+					})
+					h := http.Header{}
+					if m.ext != "" {
+						h.Set("Sec-WebSocket-Extensions", m.ext)
+					}
+					nc := rawDial(t, srv, "/ws", h)
+					defer nc.Close()
+					for _, c := range w.chunks {
+						_, err := nc.Write(c)
+						testutil.NoErr(t, err)
+					}
+					// Generous: the server's CloseTimeout is 10 s.
+					nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+					br := bufio.NewReader(nc)
+					op, got, err := readFrame(br)
+					if err == nil && op == 0xa {
+						op, got, err = readFrame(br) // the pong
+					}
+					testutil.NoErr(t, err)
+					testutil.Equal(t, op, byte(8))
+					testutil.Check(t, len(got) >= 2, "close frame without a code")
+					testutil.Equal(t, binary.BigEndian.Uint16(got), uint16(websocket.StatusInvalidFramePayloadData))
+					testutil.Check(t, utf8.Valid(got[2:]), "the server's reason is not UTF-8 either: %q", got[2:])
+					_, err = br.ReadByte()
+					testutil.Check(t, errors.Is(err, io.EOF), "after the 1007 close frame the socket stayed open: %v", err)
+					if err := <-errs; !sendOnly {
+						testutil.Check(t, errors.Is(err, wsroute.ErrInvalidUTF8), "Receive error %v does not wrap ErrInvalidUTF8", err)
+					}
+				})
+			}
+		}
+	}
 }

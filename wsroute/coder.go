@@ -37,8 +37,7 @@ import (
 //    corrupt the stream. Checked: netConn.writeControl parses each write
 //    (parseControlFrame) and refuses anything else with
 //    errNotOneControlFrame, logged at ERROR, closing the connection
-//    before a byte of it is written. Conn.vetCloseFrame relies on it
-//    too: it sees each close frame whole. Test:
+//    before a byte of it is written. Test:
 //    TestControlFramesStayWholeUnderPingFlood.
 //
 // 4. Sec-WebSocket-Extensions is set exactly when deflate is on.
@@ -81,6 +80,18 @@ import (
 //    Conn.Write would hold it for one frame of the whole message.
 //    writeCoderMessage streams messages over 64 KiB for that reason.
 //    Test: TestPingsDoNotKillAHealthyLargeSend, "long write, compressed".
+//
+// 10. It reads the peer through the net.Conn Hijack returns, and a read
+//    error stops it before it answers. Accept resets the hijacked
+//    bufio.Reader onto that net.Conn, after what was buffered
+//    (accept.go:167-168), and reads every frame through it; a close
+//    frame is echoed only after its header and payload were read
+//    (read.go:342-360), and a failed read returns from Reader with
+//    nothing written (read.go:260-273). guardedConn relies on both: it
+//    holds a close frame back and fails the read when its reason is not
+//    UTF-8, and Hijack moves what net/http buffered into it first.
+//    Test: TestPeerCloseReasonNotUTF8FailsWith1007 (a failure would show
+//    as the echoed 1000).
 
 // Control frame opcodes (RFC 6455, section 5.5), and the continuation
 // opcode of fragmented data messages.

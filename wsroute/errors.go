@@ -14,7 +14,8 @@ var (
 	// a handler, it closes the connection with 1003 (unsupported data).
 	ErrWrongMessageType = errors.New("wsroute: wrong message type")
 
-	// ErrInvalidUTF8 is returned when a text message is not valid UTF-8.
+	// ErrInvalidUTF8 is returned when a text message, or the reason in
+	// the peer's close frame, is not valid UTF-8.
 	// The protocol requires failing such a connection, so it has already
 	// been closed with 1007 when the error is returned.
 	ErrInvalidUTF8 = errors.New("wsroute: text message is not valid UTF-8")

@@ -87,7 +87,8 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	// The response is flushed before the writer is handed on, so it is
 	// empty; pointing it at nc reuses its buffer instead of adding one.
-	nc := &netConn{Conn: c, writeTimeout: w.writeTimeout, onClose: w.onClose, conn: w.conn}
+	g := &guardedConn{netConn: netConn{Conn: c, writeTimeout: w.writeTimeout, onClose: w.onClose, conn: w.conn}}
+	nc := &g.netConn
 	if brw.Writer.Buffered() > 0 {
 		if err := brw.Writer.Flush(); err != nil {
 			// The client is gone. The connection is hijacked all the
@@ -97,8 +98,10 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		}
 	}
 	brw.Writer.Reset(nc)
+	g.takeBuffered(brw.Reader)
 	w.nc = nc
-	return nc, brw, nil
+	// coder/websocket reads through g, which vets the peer's close frame.
+	return g, brw, nil
 }
 
 // writeSwitchingProtocols writes the 101 response with header h. Values
@@ -190,10 +193,6 @@ type netConn struct {
 	// then written by writeMessages, and coder/websocket only writes
 	// control frames, each complete in one Write (checked: coder.go).
 	direct bool
-
-	// vetClose, when set, sees each close frame written in direct mode
-	// and may return another to write instead (Conn.vetCloseFrame).
-	vetClose func(frame []byte) []byte
 }
 
 const (
@@ -275,11 +274,6 @@ func (c *netConn) writeControl(p []byte) (int, error) {
 		return 0, err
 	}
 	n := len(p)
-	if op == opClose && c.vetClose != nil {
-		if q := c.vetClose(p); q != nil {
-			p = q // a whole close frame too
-		}
-	}
 	c.ctrlMu.Lock()
 	s := c.ctrl
 	if s == nil {

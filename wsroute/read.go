@@ -201,15 +201,17 @@ func (c *Conn) readError(ctx context.Context, err error) error {
 	case code != -1:
 		var ce websocket.CloseError
 		errors.As(err, &ce)
-		if !utf8.ValidString(ce.Reason) && c.sentCode.Load() == int32(StatusInvalidFramePayloadData) {
-			// vetCloseFrame answered with 1007: the peer's close frame
-			// was not a valid one.
-			out = fmt.Errorf("%w: the peer's close reason is not valid UTF-8; connection failed with 1007", ErrInvalidUTF8)
-			break
-		}
 		c.peerReason.Store(&ce.Reason)
 		c.peerCode.Store(int32(code))
 		out = fmt.Errorf("%w: peer closed with %d: %w", ErrClosed, int(code), err)
+	case errors.Is(err, errCloseReasonNotUTF8):
+		// guardedConn kept the peer's close frame from coder/websocket,
+		// which would have echoed it: fail with 1007 instead (RFC 6455
+		// §8.1), and close the socket at once, as for any bad input.
+		out = fmt.Errorf("%w: the peer's close reason is not valid UTF-8; connection failed with 1007", ErrInvalidUTF8)
+		c.readFailed.CompareAndSwap(nil, &out)
+		c.fail(StatusInvalidFramePayloadData, "invalid UTF-8 in close reason")
+		return out
 	case ctx.Err() != nil && !c.ownDone(ctx):
 		out = fmt.Errorf("%w: receive interrupted by its context: %w", ErrClosed, ctx.Err())
 	case errors.Is(err, websocket.ErrMessageTooBig):

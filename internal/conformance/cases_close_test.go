@@ -21,13 +21,6 @@ func closeFails(code int) expect {
 	return expect{ok: none, closedByMe: true, codes: []int{code}}
 }
 
-// bugDeflateCloseReason keeps 7.5.1 pending where permessage-deflate is
-// negotiated: wsroute vets the close frames coder/websocket writes only
-// on the direct (uncompressed) path, so with compression the peer's
-// invalid reason is still echoed instead of failing with 1007.
-const bugDeflateCloseReason = "with permessage-deflate negotiated, wsroute echoes a close reason that is not UTF-8 " +
-	"instead of failing with 1007 (issue 11: the fix vets close frames on the uncompressed path only)"
-
 // bugLateDrop1009 keeps x9.4 pending: after answering 1009 in the middle
 // of a frame that never ends, wsroute waits for the client's close frame,
 // which cannot be parsed, until Options.CloseTimeout (2 s) before closing
@@ -76,7 +69,7 @@ func closeCases() []tcase {
 			script: func(s *session) { s.close(closePayload(1000, strings.Repeat("*", 123))) }, want: closeBy([]int{1000})},
 		{id: "7.3.6", desc: "close 1000 with a reason of 124 bytes: a control frame over 125 bytes",
 			script: func(s *session) { s.close(closePayload(1000, strings.Repeat("*", 124))) }, want: closeFails(1002)},
-		{id: "7.5.1", desc: "close with a reason that is not UTF-8", skipDeflate: bugDeflateCloseReason,
+		{id: "7.5.1", desc: "close with a reason that is not UTF-8",
 			script: func(s *session) { s.close(closePayload(1000, kosme+"\xed\xa0\x80edited")) }, want: closeFails(1007)},
 	}
 	// 7.7.x: every code a peer may send is answered cleanly, with 1000 or
