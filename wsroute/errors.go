@@ -26,7 +26,8 @@ var (
 	ErrInvalidJSON = errors.New("wsroute: message is not valid JSON for the target")
 
 	// ErrMessageTooBig means a message was larger than Options.ReadLimit.
-	// The connection has been closed with 1009.
+	// The connection has been closed with 1009 (and its socket with it:
+	// the rest of the message is not waited for).
 	ErrMessageTooBig = errors.New("wsroute: message exceeds the read limit (Options.ReadLimit)")
 
 	// ErrProtocol means the peer broke the WebSocket protocol (a malformed

@@ -215,8 +215,13 @@ func (c *Conn) readError(ctx context.Context, err error) error {
 	case ctx.Err() != nil && !c.ownDone(ctx):
 		out = fmt.Errorf("%w: receive interrupted by its context: %w", ErrClosed, ctx.Err())
 	case errors.Is(err, websocket.ErrMessageTooBig):
-		// coder/websocket has sent 1009; Close completes the handshake.
+		// coder/websocket has sent 1009, often in the middle of a frame
+		// whose end (and the peer's close frame behind it) may never
+		// come: fail the connection now, as for 1002 and 1007.
 		out = fmt.Errorf("%w: %w", ErrMessageTooBig, err)
+		c.readFailed.CompareAndSwap(nil, &out)
+		c.fail(StatusMessageTooBig, "message too big")
+		return out
 	case c.nc.closed.Load() || isDisconnect(err):
 		// The peer is gone. coder/websocket leaves the socket open then:
 		// close it, so that Done and OnClose fire now.

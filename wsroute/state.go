@@ -34,7 +34,7 @@ const (
 
 	// StateClosing: a close handshake has begun (Close, or the handler
 	// returned); the socket is closed within Options.CloseTimeout. A
-	// connection failed on bad input (1002, 1007) passes through it at
+	// connection failed on bad input (1002, 1007, 1009) passes through it at
 	// once: its socket is closed right after the close frame.
 	StateClosing
 

@@ -21,13 +21,6 @@ func closeFails(code int) expect {
 	return expect{ok: none, closedByMe: true, codes: []int{code}}
 }
 
-// bugLateDrop1009 keeps x9.4 pending: after answering 1009 in the middle
-// of a frame that never ends, wsroute waits for the client's close frame,
-// which cannot be parsed, until Options.CloseTimeout (2 s) before closing
-// TCP. It closes at once after 1002 and 1007 only.
-const bugLateDrop1009 = "after answering 1009 in the middle of a frame, wsroute keeps the TCP connection open " +
-	"until Options.CloseTimeout instead of closing it at once, as it does after 1002 and 1007"
-
 // 7.x: the closing handshake, close codes and reasons.
 func closeCases() []tcase {
 	normal := closePayload(1000, "")
