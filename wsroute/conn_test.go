@@ -248,19 +248,54 @@ func TestDeadPeerIsDetected(t *testing.T) {
 
 func TestLivePeerSurvivesPings(t *testing.T) {
 	t.Parallel()
-	opts := &wsroute.Options{PingInterval: 20 * time.Millisecond, PongTimeout: 200 * time.Millisecond}
+	// Pings go out one at a time: the next only after the last one's pong
+	// (or its PongTimeout). So a peer that sees many pings has had each
+	// one's pong counted, and a keepalive that missed pongs would stall
+	// and then cut the connection. The PongTimeout is not what this test
+	// is about: it is generous, so a loaded machine that is slow to answer
+	// a ping is not taken for a dead peer.
+	opts := &wsroute.Options{PingInterval: 20 * time.Millisecond, PongTimeout: 5 * time.Second}
 	srv := serve(t, opts, "/ws", echo)
-	c := dial(t, srv, "/ws", nil)
+	var pings atomic.Int32
+	c := dial(t, srv, "/ws", &websocket.DialOptions{OnPingReceived: func(context.Context, []byte) bool {
+		pings.Add(1)
+		return true
+	}})
 	ctx := testutil.Ctx(t)
-	for i := range 10 {
-		time.Sleep(30 * time.Millisecond)
-		testutil.NoErr(t, c.Write(ctx, websocket.MessageText, []byte("x")))
-		_, got, err := c.Read(ctx) // reading also answers the server's pings
-		testutil.NoErr(t, err)
-		testutil.Equal(t, string(got), "Echo: x")
-		_ = i
+	// The client reads all the time, as a live peer does, so every ping
+	// is answered as soon as it arrives.
+	type read struct {
+		msg string
+		err error
 	}
+	reads := make(chan read, 1)
+	go func() {
+		for {
+			_, msg, err := c.Read(ctx)
+			select {
+			case reads <- read{string(msg), err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for range 10 {
+		// Two pings, answered, between messages.
+		seen := pings.Load()
+		testutil.Eventually(t, func() bool { return pings.Load() >= seen+2 || len(reads) > 0 },
+			"%d pings in %v", pings.Load()-seen, testutil.EventuallyTimeout)
+		testutil.NoErr(t, c.Write(ctx, websocket.MessageText, []byte("x")))
+		r := <-reads
+		testutil.NoErr(t, r.err)
+		testutil.Equal(t, r.msg, "Echo: x")
+	}
+	testutil.Check(t, pings.Load() >= 20, "%d pings", pings.Load())
 	c.Close(websocket.StatusNormalClosure, "")
+	r := <-reads // the reader ends with the connection
+	testutil.Check(t, r.err != nil, "read %q after close", r.msg)
 }
 
 func TestHandshakeTimeout(t *testing.T) {
