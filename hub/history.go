@@ -192,10 +192,10 @@ func (h *Hub) JoinFrom(c *wsroute.Conn, room string, since Position) (Recovery, 
 // messages to replay; h.mu must be held for writing, so no message of
 // the room is being published meanwhile.
 func (h *Hub) recoverLocked(room string, since Position, now int64) (Recovery, []wsroute.Message) {
-	lg := h.logs[room]
-	if lg == nil {
-		return Recovery{Recovered: since.IsZero()}, nil
-	}
+	// A room that kept nothing yet gets its epoch now, so that a member
+	// of an empty room stands somewhere (offset 0 of that epoch) and can
+	// resume from there.
+	lg := h.logForLocked(room, now)
 	lg.expire(now, h.opts.History.TTL)
 	rec := Recovery{Position: lg.position()}
 	switch {
@@ -219,8 +219,8 @@ func (h *Hub) recoverLocked(room string, since Position, now int64) (Recovery, [
 
 // History lists the kept messages of room after since (zero: from the
 // oldest kept), at most limit of them (limit <= 0: all), the newest last,
-// and the room's current position (its epoch and newest offset; zero for
-// a room that has kept nothing). When since is of another epoch, the
+// and the room's current position (its epoch and newest offset; offset 0
+// of its epoch for a room that has kept nothing yet). When since is of another epoch, the
 // list starts at the oldest kept message. Data is as published, before
 // Options.Stamp. With a broker the list is read from the broker's store.
 // Without Options.History it lists nothing.
@@ -233,9 +233,21 @@ func (h *Hub) History(ctx context.Context, room string, since Position, limit in
 	}
 	now := time.Now().UnixNano()
 	h.mu.RLock()
-	defer h.mu.RUnlock()
 	lg := h.logs[room]
-	if lg == nil {
+	for lg == nil && !h.closed {
+		// An empty room's position is offset 0 of its epoch, as with a
+		// broker's store: the epoch is made now.
+		h.mu.RUnlock()
+		h.mu.Lock()
+		if !h.closed {
+			h.logForLocked(room, now)
+		}
+		h.mu.Unlock()
+		h.mu.RLock()
+		lg = h.logs[room]
+	}
+	defer h.mu.RUnlock()
+	if lg == nil { // shut down
 		return nil, Position{}, nil
 	}
 	lg.mu.Lock()

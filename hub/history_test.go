@@ -146,7 +146,8 @@ func TestPublishAndHistory(t *testing.T) {
 	entries, cur, err := h.History(ctx, "r", hub.Position{}, 0)
 	testutil.NoErr(t, err)
 	testutil.Equal(t, len(entries), 0)
-	testutil.Equal(t, cur, hub.Position{})
+	// An empty room stands at offset 0 of its epoch.
+	testutil.Check(t, cur.Epoch != "" && cur.Offset == 0, "an empty room's position is %+v, want offset 0 of an epoch", cur)
 
 	var first hub.Position
 	for i := 1; i <= 8; i++ {
@@ -155,6 +156,7 @@ func TestPublishAndHistory(t *testing.T) {
 		if i == 1 {
 			first = pos
 			testutil.Check(t, pos.Epoch != "" && len(pos.Epoch) < 16, "epoch %q", pos.Epoch)
+			testutil.Equal(t, pos.Epoch, cur.Epoch)
 		}
 		testutil.Equal(t, pos, hub.Position{Epoch: first.Epoch, Offset: uint64(i)})
 	}
@@ -212,6 +214,25 @@ func TestJoinFromRecovers(t *testing.T) {
 	// Up to date: nothing to replay, recovered.
 	_, rec = hs.dial(t, "r", hub.Position{Epoch: pos.Epoch, Offset: 11})
 	testutil.Equal(t, rec, hub.Recovery{Recovered: true, Position: hub.Position{Epoch: pos.Epoch, Offset: 11}})
+}
+
+// TestJoinFromEmptyRoom: a member of a room that kept nothing yet
+// stands at offset 0 of the room's epoch, and resuming from there gets
+// every message published since.
+func TestJoinFromEmptyRoom(t *testing.T) {
+	t.Parallel()
+	h := hub.New(&hub.Options{History: hub.History{Size: 100}, Stamp: stampPos})
+	hs := newHistoryServer(t, h, nil)
+	_, rec := hs.dial(t, "empty", hub.Position{})
+	testutil.Check(t, rec.Recovered && rec.Position.Epoch != "" && rec.Position.Offset == 0,
+		"joining an empty room: %+v, want recovered at offset 0 of an epoch", rec)
+	pos := publishN(t, h, "empty", 1, 3)
+	testutil.Equal(t, pos.Epoch, rec.Position.Epoch)
+	back, rec2 := hs.dial(t, "empty", rec.Position)
+	testutil.Equal(t, rec2, hub.Recovery{Recovered: true, Missed: 3, Position: pos})
+	p, data := parseStamped(t, read(t, back))
+	testutil.Equal(t, p.Offset, uint64(1))
+	testutil.Equal(t, data, "m1")
 }
 
 // TestJoinFromNotRecovered: since of another epoch, older than what is

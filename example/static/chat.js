@@ -161,7 +161,7 @@ class LiveRoom {
 
   sync(f, resumed) {
     const p = this.pos;
-    // An empty room (or a server without history) has no epoch yet.
+    // A server without history (-history 0) sends no epoch.
     if (f.epoch !== "" && (!p || f.epoch !== p.epoch || f.offset > p.offset)) this.pos = { epoch: f.epoch, offset: f.offset };
     this.synced = true;
     this.attempt = 0;
