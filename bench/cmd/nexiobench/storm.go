@@ -101,7 +101,7 @@ func stormNodeMain(args []string) error {
 	fs := flag.NewFlagSet("storm-node", flag.ExitOnError)
 	name := fs.String("impl", "nexio", "implementation")
 	engine := fs.String("engine", "memory", "memory or redis")
-	redisAddr := fs.String("redis", "127.0.0.1:6379", "Redis address (engine redis)")
+	redisAddr := fs.String("redis", "127.0.0.1:6379", "Redis address (engine redis), or NATS URL (engine nats)")
 	prefix := fs.String("prefix", "storm", "Redis key prefix")
 	history := fs.Int("history", 20000, "messages kept per room")
 	maxLife := fs.Duration("maxlife", 10*time.Minute, "exit by itself after this long")
@@ -226,7 +226,8 @@ type stormMember struct {
 func stormMain(args []string) error {
 	fs := flag.NewFlagSet("storm", flag.ExitOnError)
 	name := fs.String("impl", "nexio", "implementation: "+fmt.Sprint(stormNames()))
-	engine := fs.String("engine", "memory", "memory (one node; clients drop their sockets) or redis (two nodes; the members' node is killed)")
+	engine := fs.String("engine", "memory", "memory (one node; clients drop their sockets), redis or nats (two nodes; the members' node is killed; nats: nexio only)")
+	natsURL := fs.String("nats", "nats://127.0.0.1:4222", "NATS URL (engine nats)")
 	redisAddr := fs.String("redis", "127.0.0.1:6379", "Redis address (loopback)")
 	members := fs.Int("members", 5000, "members of the room")
 	msgs := fs.Int("msgs", 10000, "messages published while they are away")
@@ -242,7 +243,11 @@ func stormMain(args []string) error {
 	}
 	raiseFileLimit()
 	line := fmt.Sprintf("impl=%s workload=storm engine=%s members=%d msgs=%d", *name, *engine, *members, *msgs)
-	res, err := runStorm(im, *name, *engine, *redisAddr, *members, *msgs, *timeout)
+	backend := *redisAddr
+	if *engine == "nats" {
+		backend = *natsURL
+	}
+	res, err := runStorm(im, *name, *engine, backend, *members, *msgs, *timeout)
 	if err != nil {
 		fmt.Printf("%s pass=%d ok=0 err=%q\n", line, *pass, err.Error())
 		return nil
@@ -267,17 +272,18 @@ func stormNames() []string {
 	return names
 }
 
-func runStorm(im stormImpl, name, engine, redisAddr string, members, msgs int, timeout time.Duration) (string, error) {
+// runStorm runs one storm; backend is the Redis address or the NATS URL.
+func runStorm(im stormImpl, name, engine, backend string, members, msgs int, timeout time.Duration) (string, error) {
 	prefix := fmt.Sprintf("storm-%s-%d", name, time.Now().UnixNano())
 	history := msgs * 2
-	a, err := startStormNode(name, engine, redisAddr, prefix, history)
+	a, err := startStormNode(name, engine, backend, prefix, history)
 	if err != nil {
 		return "", err
 	}
 	defer a.stop()
 	home := a // the node members start on
-	if engine == "redis" {
-		b, err := startStormNode(name, engine, redisAddr, prefix, history)
+	if engine != "memory" {
+		b, err := startStormNode(name, engine, backend, prefix, history)
 		if err != nil {
 			return "", err
 		}
@@ -316,7 +322,7 @@ func runStorm(im stormImpl, name, engine, redisAddr string, members, msgs int, t
 	}
 
 	// The drop.
-	if engine == "redis" {
+	if engine != "memory" {
 		home.kill()
 	}
 	forEach(ms, func(_ int, m *stormMember) error { m.conn.close(); return nil })
@@ -331,7 +337,10 @@ func runStorm(im stormImpl, name, engine, redisAddr string, members, msgs int, t
 		return "", fmt.Errorf("published up to %d, want %d", last.offset, warm.offset+uint64(msgs))
 	}
 
-	cmdsBefore := redisCalls(redisAddr)
+	cmdsBefore, cmdsAfter := int64(-1), int64(-1)
+	if engine == "redis" {
+		cmdsBefore = redisCalls(backend)
+	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -349,7 +358,9 @@ func runStorm(im stormImpl, name, engine, redisAddr string, members, msgs int, t
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cmdsAfter := redisCalls(redisAddr)
+	if engine == "redis" {
+		cmdsAfter = redisCalls(backend)
+	}
 	return stormResult(ms, members, msgs, pubTime, elapsed, unrecovered.Load(), engine, cmdsBefore, cmdsAfter), nil
 }
 

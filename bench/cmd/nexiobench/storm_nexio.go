@@ -12,15 +12,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/nexio-go/nexio/hub"
+	"github.com/nexio-go/nexio/hub/natsbroker"
 	"github.com/nexio-go/nexio/hub/redisbroker"
 	"github.com/nexio-go/nexio/wsroute"
 )
 
 // nexio's side of the storm: a Hub with History, in memory or kept in
-// Redis by redisbroker, a Stamp that puts each message's position in the
+// Redis by redisbroker or in JetStream by natsbroker, a Stamp that puts each message's position in the
 // frame (built once per message), and JoinFrom for the resume. After
 // JoinFrom the handler sends one frame saying the member joined and
 // whether it was recovered.
@@ -43,9 +45,17 @@ func nexioStormNode(engine, redisAddr, prefix string, history int) (http.Handler
 		},
 	}
 	var client *redis.Client
-	if engine == "redis" {
+	var nc *nats.Conn
+	switch engine {
+	case "redis":
 		client = redis.NewClient(&redis.Options{Addr: redisAddr})
 		opts.Broker = redisbroker.New(client, &redisbroker.Options{Prefix: prefix})
+	case "nats":
+		var err error
+		if nc, err = nats.Connect(redisAddr, nats.MaxReconnects(-1)); err != nil {
+			return nil, nil, err
+		}
+		opts.Broker = natsbroker.New(nc, &natsbroker.Options{Prefix: strings.ReplaceAll(prefix, "-", "_")})
 	}
 	h := hub.New(opts)
 	wopts := &wsroute.Options{Logger: logger}
@@ -93,6 +103,9 @@ func nexioStormNode(engine, redisAddr, prefix string, history int) (http.Handler
 		h.Shutdown(ctx)
 		if client != nil {
 			client.Close()
+		}
+		if nc != nil {
+			nc.Close()
 		}
 	}
 	return mux, stop, nil
@@ -156,5 +169,5 @@ func (c *nexioConn) next() (uint64, error) {
 }
 
 func (c *nexioConn) position() stormPos { return c.pos }
-func (c *nexioConn) recovered() bool { return c.rec }
-func (c *nexioConn) close()          { c.ws.closeNow() }
+func (c *nexioConn) recovered() bool    { return c.rec }
+func (c *nexioConn) close()             { c.ws.closeNow() }
