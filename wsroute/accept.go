@@ -73,10 +73,16 @@ func (c *Conn) acceptLocked(ctx context.Context, p AcceptParams) error {
 	switch {
 	case c.hsTimedOut:
 		return ErrHandshakeTimeout
-	case c.requestGone:
+	case c.requestGone || c.r.Context().Err() != nil:
 		// The client left (or a middleware's deadline passed) while the
 		// handler was deciding: nothing can reach it, and it is not a
-		// server error.
+		// server error. The context is read here too: requestEnded runs
+		// on its own goroutine and may not have run yet, while the
+		// handler already saw the context end; this does what it would.
+		if !c.requestGone {
+			c.requestGone = true
+			c.end()
+		}
 		return fmt.Errorf("%w: the request's context ended before the handshake was accepted (the client left, or a middleware's deadline passed): %w",
 			ErrClosed, context.Cause(c.r.Context()))
 	case c.State() != StateHandshake || c.accepted.Load():
