@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nexio-go/nexio/internal/testutil"
 
@@ -297,7 +296,9 @@ func TestLoggerRedactsAuthsRenamedQuery(t *testing.T) {
 func TestLoggerClientGoneIsNotAnError(t *testing.T) {
 	t.Parallel()
 	l, logs := newJSONLog()
+	deciding := make(chan struct{})
 	srv := serve(t, &wsroute.Options{Logger: l}, func(ctx context.Context, c *wsroute.Conn) error {
+		close(deciding)
 		<-c.Request().Context().Done() // the client hangs up meanwhile
 		return c.Accept(ctx)
 	}, wsmw.Logger(l))
@@ -306,7 +307,11 @@ func TestLoggerClientGoneIsNotAnError(t *testing.T) {
 	_, err = nc.Write([]byte("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"))
 	testutil.NoErr(t, err)
-	time.Sleep(50 * time.Millisecond)
+	select { // hang up once the handler is deciding
+	case <-deciding:
+	case <-testutil.Ctx(t).Done():
+		t.Fatal("the handler never ran")
+	}
 	nc.Close()
 	lines := logs.endLogged(t)
 	last := lines[len(lines)-1]
