@@ -87,6 +87,35 @@ else
 	echo "NATS cross-node benchmark skipped or failed (is NATS with JetStream on 127.0.0.1:4222?):" >&2
 	tail -5 "$nats_out" >&2
 fi
+# The cost of history in memory (hub): fanout with history off and on.
+hist_out=$(mktemp)
+trap 'rm -f "$run" "$redis_out" "$nats_out" "$hist_out"' EXIT
+if (cd .. && go test -run '^$' -bench FanoutHistory -benchtime 2000x -count 3 ./hub/) >"$hist_out" 2>&1; then
+	{
+		echo
+		echo "## The cost of history (in memory)"
+		echo
+		echo "\`BenchmarkFanoutHistory\`: 1,000 members of one room in process, 128-byte messages, window 32, with \`Options.History\` off and on (memory, 1,000 kept). \`deliveries/s\`: the target is on ≥ 0.9× off."
+		echo
+		echo "Command: \`go test -run '^\$' -bench FanoutHistory -benchtime 2000x -count 3 ./hub/\` ($(date -u +%Y-%m-%d), load average $(cut -d' ' -f1-3 /proc/loadavg))"
+		echo
+		echo '```'
+		grep -E '^Benchmark' "$hist_out"
+		echo '```'
+	} >>../docs/benchmarks.md
+	grep -E '^Benchmark' "$hist_out" | sed 's/^/# history: /' >>"$results"
+else
+	echo "history benchmark failed:" >&2
+	tail -5 "$hist_out" >&2
+fi
+# The reconnect storm takes minutes per implementation: bench/storm.sh
+# runs it and writes docs/benchmarks-storm.md; the report links it.
+{
+	echo
+	echo "## Reconnect storm (recovery after a blink)"
+	echo
+	echo "nexio, centrifuge and Socket.IO recovering 5,000 members that missed 10,000 messages: [benchmarks-storm.md](benchmarks-storm.md) (\`bash bench/storm.sh\`, not part of \`make bench\`: it takes about 15 minutes)."
+} >>../docs/benchmarks.md
 # The cost of the observability middleware (wsmw/wsmetrics, wsmw/wsotel),
 # appended to the same report.
 if obs=$(bash observability.sh); then

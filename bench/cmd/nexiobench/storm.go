@@ -195,7 +195,10 @@ func (n *stormNode) kill() {
 // publish asks node n to publish count messages; it returns the last
 // one's position.
 func (n *stormNode) publish(count int) (stormPos, error) {
-	resp, err := http.Post("http://"+n.addr+"/publish?n="+strconv.Itoa(count), "text/plain", nil)
+	// Bounded: a peer that cannot publish count messages in this long
+	// fails the run rather than hanging it.
+	client := &http.Client{Timeout: 5 * time.Minute}
+	resp, err := client.Post("http://"+n.addr+"/publish?n="+strconv.Itoa(count), "text/plain", nil)
 	if err != nil {
 		return stormPos{}, err
 	}
