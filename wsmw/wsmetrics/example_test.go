@@ -51,7 +51,10 @@ func Example() {
 	}
 	c.Write(ctx, websocket.MessageText, []byte("hello"))
 	c.Read(ctx)
-	defer c.CloseNow()
+	// The server counts a message once its write returns, which may be
+	// after the client has it: closing, which the server answers after
+	// its handler returned, makes the scrape see the echo counted.
+	c.Close(websocket.StatusNormalClosure, "")
 
 	resp, err := http.Get(srv.URL + "/metrics")
 	if err != nil {
