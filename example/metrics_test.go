@@ -148,9 +148,10 @@ func TestMetricsWithRedis(t *testing.T) {
 	var mfs map[string]*metricFamily
 	testutil.Eventually(t, func() bool {
 		mfs = ta.scrape(t)
+		// The latency and the broker's own count are recorded apart: a
+		// scrape may see one before the other.
 		return value(mfs, "nexio_broker_subscribed", redis) == 1 &&
-			value(mfs, "nexio_broker_publish_seconds", map[string]string{"op": "publish", "result": "ok"}) >= 1
-	}, "the broker is not subscribed, or the publish was not timed")
-	testutil.Check(t, value(mfs, "nexio_broker_published_total", redis) >= 1, "nexio_broker_published_total is %v",
-		value(mfs, "nexio_broker_published_total", redis))
+			value(mfs, "nexio_broker_publish_seconds", map[string]string{"op": "publish", "result": "ok"}) >= 1 &&
+			value(mfs, "nexio_broker_published_total", redis) >= 1
+	}, "the broker is not subscribed, or the publish was not timed or counted")
 }
