@@ -63,7 +63,11 @@ func TestBrokerOutageMetrics(t *testing.T) {
 	addr, stop := privateRedis(t)
 	client := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	t.Cleanup(func() { client.Close() })
-	b := redisbroker.New(client, &redisbroker.Options{Timeout: 300 * time.Millisecond, Logger: quiet})
+	// A generous Timeout: on a loaded machine a slow answer before the
+	// stop must not pass for an outage. After the stop, publishes fail at
+	// once anyway (the dial is refused; then the lost subscription
+	// refuses them).
+	b := redisbroker.New(client, &redisbroker.Options{Timeout: 5 * time.Second, Logger: quiet})
 	pl := wsmetrics.NewPublishLatency("redis", nil)
 	h := hub.New(&hub.Options{Broker: pl.Wrap(b), Logger: quiet})
 	t.Cleanup(func() { h.Shutdown(context.Background()) })
