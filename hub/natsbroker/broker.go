@@ -72,6 +72,11 @@ type Broker struct {
 	calls sync.WaitGroup // Members, History and Append calls in flight
 
 	down  atomic.Bool // NATS is known to be unreachable
+
+	// reconnectedAt is when NATS was last reachable again (unix
+	// nanoseconds); the presence watcher starts over often for a while
+	// after it (see watch).
+	reconnectedAt atomic.Int64
 	stats counters
 }
 
@@ -354,6 +359,7 @@ func (b *Broker) runStatus() {
 			case nats.CONNECTED:
 				if b.down.Swap(false) {
 					b.stats.reconnects.Add(1)
+					b.reconnectedAt.Store(time.Now().UnixNano())
 					b.log.Info("natsbroker: NATS reachable again", "node", b.node)
 					kick(b.reconn)
 					kick(b.rewatch)

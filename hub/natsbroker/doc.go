@@ -132,6 +132,9 @@
 //     server a node is connected to). While nats-server 2.9 elects new
 //     leaders, Append and History fail for a few seconds, and presence
 //     changes took up to 20s to reach the other nodes in the test's runs.
+//     A presence watcher can stop hearing changes while the bucket's
+//     leader moves; for 30s after a reconnect it is made again every 3s,
+//     so a node's view of presence catches up once the cluster settled.
 //     Known limitation: a live message lost in the failover is filled
 //     from the stream when a later one arrives, but creating the reading
 //     consumer can keep failing while the cluster recovers, so that fill

@@ -419,6 +419,13 @@ func (b *Broker) runWatcher() {
 	}
 }
 
+// rewatchWindow and rewatchEvery: for rewatchWindow after a reconnect
+// the presence watcher is made again every rewatchEvery.
+const (
+	rewatchWindow = 30 * time.Second
+	rewatchEvery  = 3 * time.Second
+)
+
 // watch runs one watcher until it breaks or a reconnect asks for a new
 // one; it reports whether it got as far as the end of the initial
 // values.
@@ -446,10 +453,25 @@ func (b *Broker) watch() bool {
 	// while, and made again.
 	stall := time.NewTimer(4 * b.opts.Timeout)
 	defer stall.Stop()
+	// For a while after a reconnect the cluster may still be electing
+	// the bucket's leader, and a watcher that started can stop hearing
+	// changes without saying so: it is made again every few seconds
+	// then, and the fresh read of every key (replace) brings this node's
+	// view back to the bucket's.
+	var refresh <-chan time.Time
+	if since := time.Since(time.Unix(0, b.reconnectedAt.Load())); since < rewatchWindow {
+		t := time.NewTimer(rewatchEvery)
+		defer t.Stop()
+		refresh = t.C
+	}
 	for {
 		select {
 		case <-b.ctx.Done():
 			return true
+		case <-refresh:
+			if !initial {
+				return true
+			}
 		case <-stall.C:
 			if initial {
 				b.log.Debug("natsbroker: presence watcher did not start; making a new one", "node", b.node)
