@@ -71,13 +71,13 @@ type Broker struct {
 	wg    sync.WaitGroup // the goroutines started by Open
 	calls sync.WaitGroup // Members, History and Append calls in flight
 
-	down  atomic.Bool // NATS is known to be unreachable
+	down atomic.Bool // NATS is known to be unreachable
 
 	// reconnectedAt is when NATS was last reachable again (unix
 	// nanoseconds); the presence watcher starts over often for a while
 	// after it (see watch).
 	reconnectedAt atomic.Int64
-	stats counters
+	stats         counters
 }
 
 const (
