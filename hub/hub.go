@@ -590,7 +590,10 @@ func (h *Hub) Presence(ctx context.Context, room string) ([]Member, error) {
 
 // Shutdown closes every member with 1001 "going away", refuses new joins
 // and broadcasts, and waits until every member has left and every writer
-// has stopped, or ctx ends. It closes the Broker.
+// has stopped, or ctx ends. It closes the Broker. If ctx ends first,
+// the closes already begun go on in the background (each bounded by the
+// route's CloseTimeout) with one goroutine that waits for them, for the
+// writers and for the last member to leave, then ends.
 func (h *Hub) Shutdown(ctx context.Context) error {
 	h.mu.Lock()
 	if h.closed {
@@ -617,6 +620,8 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 			c.Close(wsroute.StatusGoingAway, "going away")
 		}()
 	}
+	// The waiter is owned by Shutdown; it ends once the closers, the
+	// writers and the members are gone, even if Shutdown returned on ctx.
 	done := make(chan struct{})
 	go func() {
 		closers.Wait()
