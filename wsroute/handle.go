@@ -107,6 +107,11 @@ func (c *Conn) finishUnaccepted(l *slog.Logger, err error, stack []byte) {
 	c.hsMu.Lock()
 	state, timedOut, answered := c.State(), c.hsTimedOut, c.hsStatus != 0
 	c.hsMu.Unlock()
+	if stack != nil && (timedOut || state != StateHandshake) {
+		// The handshake was already answered (or timed out): the panic
+		// changes nothing on the wire, but it is a bug to report.
+		l.Error("wsroute: handler panicked", c.attrs(slog.Any("panic", err), slog.String("stack", string(stack)))...)
+	}
 	switch {
 	case timedOut && !answered:
 		l.Info("wsroute: handshake timed out", c.attrs(slog.Duration("timeout", c.route.opts.HandshakeTimeout))...)

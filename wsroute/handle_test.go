@@ -315,3 +315,22 @@ func TestNotAccepted(t *testing.T) {
 	testutil.Check(t, errors.Is(<-errs, wsroute.ErrNotAccepted), "SendText before Accept")
 	testutil.Check(t, errors.Is(<-errs, wsroute.ErrNotAccepted), "ReceiveText before Accept")
 }
+
+// A handler that panics after it refused the handshake has a bug all
+// the same: the panic is logged with its stack at Error, not lost in a
+// Debug line about the refusal.
+func TestPanicAfterRejectIsLogged(t *testing.T) {
+	t.Parallel()
+	logger, logs := testLogger(t)
+	srv := serve(t, &wsroute.Options{Logger: logger}, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
+		c.Reject(http.StatusUnauthorized, "no")
+		panic("after reject")
+	})
+	_, resp, err := websocket.Dial(testutil.Ctx(t), wsURL(srv, "/ws"), nil)
+	testutil.Check(t, err != nil, "dial succeeded, want HTTP 401")
+	testutil.Equal(t, resp.StatusCode, http.StatusUnauthorized)
+	testutil.Eventually(t, func() bool {
+		s := logs.String()
+		return strings.Contains(s, "level=ERROR") && strings.Contains(s, "after reject") && strings.Contains(s, "stack=")
+	}, "the panic was not logged at Error with its stack: %s", logs)
+}
