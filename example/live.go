@@ -153,6 +153,11 @@ func liveSeam(room string, c *wsroute.Conn, r hub.Recovery) (wsroute.MessageType
 	if v, ok := c.Get(recoveredKey); ok {
 		r.Recovered = v.(bool)
 	}
+	// From now on presence frames reach c, after this one (SendTo
+	// waits behind the replay and the seam). Marked here, with the
+	// room's order held, not when JoinFrom returns: a join that
+	// happens in between must not be lost.
+	c.Set(syncedKey, true)
 	return wsroute.MessageText, frame(syncFrame{
 		Type: "sync", Room: room, Epoch: r.Position.Epoch, Offset: r.Position.Offset,
 		Recovered: r.Recovered, Missed: r.Missed,
@@ -165,8 +170,8 @@ func liveSeam(room string, c *wsroute.Conn, r hub.Recovery) (wsroute.MessageType
 const recoveredKey = "live.recovered"
 
 // syncedKey is the Conn.Set key marking a live member whose sync frame
-// is queued: presence frames reach it only from then on, so that the
-// replay comes first. What happened before, it reads from
+// is queued (set by liveSeam): presence frames reach it only from then
+// on, so that the replay comes first. What happened before, it reads from
 // GET /live/{room}/presence.
 const syncedKey = "live.synced"
 
@@ -184,8 +189,8 @@ func (a *app) livePresence(room string, e hub.PresenceEvent) {
 	}
 	b := frame(presenceFrame{Type: "presence", Room: room, Event: ev, Member: who})
 	for _, c := range a.liveRooms.Members(room) {
-		if _, ok := c.Get(syncedKey); !ok {
-			continue
+		if _, ok := c.Get(syncedKey); !ok || c.ID() == e.Member.ConnID {
+			continue // not yet synced, or its own join
 		}
 		// Local members: queued, never written here. A member that
 		// just left is not found: nothing to do.
@@ -222,7 +227,6 @@ func (a *app) liveRoom(ctx context.Context, c *wsroute.Conn) error {
 	}
 	// The hub queued the sync frame (liveSeam) behind the replay and
 	// before any live message. Presence frames follow from now on.
-	c.Set(syncedKey, true)
 	for {
 		msg, err := c.ReceiveText(ctx)
 		if err != nil {

@@ -35,8 +35,12 @@ type catchup struct {
 }
 
 // catchupFor returns the member's catch-up of room, or nil; m.mu must be
-// held.
+// held. The catch-ups of messages sent to the member alone (room "") are
+// never returned.
 func (m *member) catchupFor(room string) *catchup {
+	if room == "" {
+		return nil
+	}
 	for _, cu := range m.catchups {
 		if cu.room == room {
 			return cu
@@ -45,11 +49,44 @@ func (m *member) catchupFor(room string) *catchup {
 	return nil
 }
 
+// directCatchup returns the catch-up that holds messages sent to the
+// member alone behind the catch-ups before it, adding one at the end
+// unless the last one is already such; m.mu must be held and
+// m.catchups non-nil.
+func (m *member) directCatchup() *catchup {
+	if last := m.catchups[len(m.catchups)-1]; last.room == "" {
+		return last
+	}
+	cu := &catchup{}
+	m.catchups = append(m.catchups, cu)
+	return cu
+}
+
+// movable reports whether the catch-up at index i may move messages into
+// the queue now; m.mu must be held. A room's waits only for its own
+// history read; a direct one (room "") waits until every catch-up before
+// it has handed over everything.
+func (m *member) movable(i int) bool {
+	cu := m.catchups[i]
+	if cu.fetching {
+		return false
+	}
+	if cu.room != "" {
+		return true
+	}
+	for _, before := range m.catchups[:i] {
+		if before.fetching || len(before.msgs) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // ready reports whether a catch-up has messages to move into the queue;
 // m.mu must be held.
 func (m *member) ready() bool {
-	for _, cu := range m.catchups {
-		if !cu.fetching && len(cu.msgs) > 0 {
+	for i, cu := range m.catchups {
+		if len(cu.msgs) > 0 && m.movable(i) {
 			return true
 		}
 	}
@@ -113,8 +150,8 @@ func (cu *catchup) dropFirst() {
 func (m *member) refill() {
 	h := m.h
 	q := m.q
-	for _, cu := range m.catchups {
-		if cu.fetching {
+	for i, cu := range m.catchups {
+		if !m.movable(i) {
 			continue
 		}
 		for len(cu.msgs) > 0 && !h.full(q, len(cu.msgs[0].Data)) {
@@ -135,7 +172,8 @@ func (m *member) refill() {
 	}
 }
 
-// dropCatchup forgets the catch-up of a room the member leaves.
+// dropCatchup forgets the catch-up of a room the member leaves; what
+// was sent to the member alone behind it may then move.
 func (m *member) dropCatchup(room string) {
 	m.mu.Lock()
 	if m.catchups != nil {
@@ -143,6 +181,7 @@ func (m *member) dropCatchup(room string) {
 		if len(m.catchups) == 0 {
 			m.catchups = nil
 		}
+		m.startLocked()
 	}
 	m.mu.Unlock()
 }

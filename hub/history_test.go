@@ -514,3 +514,41 @@ func TestJoinFromSeamMessage(t *testing.T) {
 	}
 	testutil.NoErr(t, <-done)
 }
+
+// TestSendToAfterJoinFromFollowsTheSeam: a message sent to a member
+// after JoinFrom returned reaches it after that JoinFrom's replay and
+// seam message, even while the replay is still waiting to be written
+// (here: the member joined before Accept, so nothing is written yet).
+func TestSendToAfterJoinFromFollowsTheSeam(t *testing.T) {
+	t.Parallel()
+	h := hub.New(&hub.Options{History: hub.History{Size: 10}, Stamp: stampPos, Seam: seamMsg})
+	defer h.Shutdown(context.Background())
+	pos := publishN(t, h, "r", 1, 3)
+	srv := httptest.NewServer(wsroute.Handle(func(ctx context.Context, c *wsroute.Conn) error {
+		if _, err := h.JoinFrom(c, "r", hub.Position{Epoch: pos.Epoch, Offset: 1}); err != nil {
+			return err
+		}
+		if err := h.SendTo(ctx, c.ID(), wsroute.MessageText, []byte("welcome")); err != nil {
+			return err
+		}
+		if err := c.Accept(ctx); err != nil {
+			return err
+		}
+		_, err := c.ReceiveText(ctx)
+		return err
+	}))
+	defer srv.Close()
+	ctx := testutil.Ctx(t)
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	testutil.NoErr(t, err)
+	defer c.CloseNow()
+	var got []string
+	for range 4 {
+		_, b, err := c.Read(ctx)
+		testutil.NoErr(t, err)
+		got = append(got, string(b))
+	}
+	e := pos.Epoch
+	want := []string{e + " 2 m2", e + " 3 m3", "seam " + e + " 3 true 2", "welcome"}
+	testutil.Equal(t, strings.Join(got, " | "), strings.Join(want, " | "))
+}

@@ -457,7 +457,9 @@ func (h *Hub) local(room string, typ wsroute.MessageType, data []byte, o Broadca
 
 // SendTo sends a message to the connection with ID connID, on whichever
 // node holds it. It returns ErrNoSuchConn when, without a Broker, this
-// node does not hold it.
+// node does not hold it. A message sent to a member of this node after
+// a JoinFrom of it returned reaches it after that JoinFrom's replay and
+// Options.Seam message, even while they still wait to be written.
 func (h *Hub) SendTo(ctx context.Context, connID string, typ wsroute.MessageType, data []byte) error {
 	data = bytes.Clone(data)
 	h.mu.RLock()

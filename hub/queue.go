@@ -86,8 +86,16 @@ func (m *member) enqueue(room string, pos Position, msg wsroute.Message) {
 		m.mu.Unlock()
 		return
 	}
-	if m.catchups != nil && room != "" {
-		if cu := m.catchupFor(room); cu != nil {
+	if m.catchups != nil {
+		// A room being caught up holds its live messages behind its
+		// replay; a message sent to the member alone (room "") waits
+		// behind every catch-up, so that what SendTo hands a member
+		// after JoinFrom follows that JoinFrom's replay and seam.
+		cu := m.catchupFor(room)
+		if room == "" {
+			cu = m.directCatchup()
+		}
+		if cu != nil {
 			m.hold(cu, pos, msg)
 			m.mu.Unlock()
 			return
