@@ -92,6 +92,13 @@ import (
 //    UTF-8, and Hijack moves what net/http buffered into it first.
 //    Test: TestPeerCloseReasonNotUTF8FailsWith1007 (a failure would show
 //    as the echoed 1000).
+//
+// 11. A Conn nobody closed waits for its finalizer. NewConn sets a
+//    finalizer that closes it (conn.go:138-140); only close clears it
+//    and closes the private closed channel. When the socket is closed
+//    under the handler (a missed pong), no close handshake runs, so
+//    release calls CloseNow when the handler returns. Test:
+//    TestCoderConnReleasedWhenTheSocketClosedFirst reads that channel.
 
 // Control frame opcodes (RFC 6455, section 5.5), and the continuation
 // opcode of fragmented data messages.

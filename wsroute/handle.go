@@ -80,7 +80,7 @@ func (c *Conn) finish(err error, stack []byte) {
 		c.finishUnaccepted(l, err, stack)
 		return
 	}
-	defer c.nc.Close()
+	defer c.release()
 	if stack != nil {
 		l.Error("wsroute: handler panicked", c.attrs(slog.Any("panic", err), slog.String("stack", string(stack)))...)
 		c.closeWith(StatusInternalError, "internal error", c.route.opts.CloseTimeout)
@@ -101,6 +101,16 @@ func (c *Conn) finish(err error, stack []byte) {
 	if l.Enabled(ctx, level) {
 		l.Log(ctx, level, "wsroute: connection closed", c.attrs(slog.Int("code", int(c.closedCode())), errAttr(err))...)
 	}
+}
+
+// release drops the socket of a connection whose handler returned, and
+// closes coder/websocket's Conn if nothing has yet: when the socket was
+// closed under the handler (a missed pong, a broken peer), the close
+// handshake never ran, and that Conn would otherwise wait for its
+// finalizer, holding its buffers for another garbage collection.
+func (c *Conn) release() {
+	c.nc.Close()
+	c.ws.CloseNow()
 }
 
 func (c *Conn) finishUnaccepted(l *slog.Logger, err error, stack []byte) {
