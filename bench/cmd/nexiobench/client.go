@@ -162,9 +162,22 @@ func waitMembers(addr string, n int, timeout time.Duration) error {
 
 // connectMany opens n connections to path with at most conc dials in flight
 // (thousands of simultaneous SYNs would overflow the listen backlog and cost
-// seconds of SYN retransmits). The dialing goroutines end before it returns.
+// seconds of SYN retransmits).
 func connectMany(addr, path string, n, conc int) ([]*wsConn, error) {
-	conns := make([]*wsConn, n)
+	return dialMany(n, conc, func() (*wsConn, error) { return dialWS(addr, path, 15*time.Second) })
+}
+
+// joinMany is connectMany for members of the room, joined as impl's
+// clients join it.
+func joinMany(impl, addr string, n, conc int) ([]member, error) {
+	return dialMany(n, conc, func() (member, error) { return joinRoom(impl, "", addr, 4096) })
+}
+
+// dialMany calls dial n times, at most conc at once. The dialing
+// goroutines end before it returns; on error every connection is closed.
+func dialMany[C interface{ closeNow() }](n, conc int, dial func() (C, error)) ([]C, error) {
+	conns := make([]C, n)
+	dialed := make([]bool, n)
 	var (
 		next     atomic.Int64
 		wg       sync.WaitGroup
@@ -183,29 +196,31 @@ func connectMany(addr, path string, n, conc int) ([]*wsConn, error) {
 				if i >= n {
 					return
 				}
-				c, err := dialWS(addr, path, 15*time.Second)
+				c, err := dial()
 				if err != nil {
 					errOnce.Do(func() { firstErr = fmt.Errorf("connection %d of %d: %w", i+1, n, err) })
 					next.Store(int64(n)) // stop the other dialers
 					return
 				}
-				conns[i] = c
+				conns[i], dialed[i] = c, true
 			}
 		}()
 	}
 	wg.Wait()
 	if firstErr != nil {
-		closeAll(conns)
+		for i, c := range conns {
+			if dialed[i] {
+				c.closeNow()
+			}
+		}
 		return nil, firstErr
 	}
 	return conns, nil
 }
 
-func closeAll(conns []*wsConn) {
+func closeAll[C interface{ closeNow() }](conns []C) {
 	for _, c := range conns {
-		if c != nil {
-			c.closeNow()
-		}
+		c.closeNow()
 	}
 }
 
@@ -352,7 +367,7 @@ func runEcho(cfg clientConfig) ([]string, error) {
 // message, from the publisher's send to the moment its last member read it.
 func runFanout(cfg clientConfig) ([]string, error) {
 	n, m := cfg.clients, cfg.msgs
-	members, err := connectMany(cfg.addr, "/room", n, cfg.conc)
+	members, err := joinMany(cfg.impl, cfg.addr, n, cfg.conc)
 	if err != nil {
 		return nil, err
 	}
@@ -390,7 +405,7 @@ func runFanout(cfg clientConfig) ([]string, error) {
 			defer wg.Done()
 			want := make([]byte, cfg.size)
 			for seq := 0; ; seq++ {
-				fin, op, p, err := c.readFrame()
+				p, err := c.recv()
 				if err != nil {
 					if !stopping.Load() {
 						fe.put(fmt.Errorf("member read before message %d: %w", seq, err))
@@ -402,9 +417,9 @@ func runFanout(cfg clientConfig) ([]string, error) {
 					return
 				}
 				fillPayload(want, seq)
-				if !fin || op != opText || !bytes.Equal(p, want) {
-					fe.put(fmt.Errorf("member: frame %d is fin=%v op=%d len=%d, want message %d alone in one text frame of %d bytes",
-						seq, fin, op, len(p), seq, cfg.size))
+				if !bytes.Equal(p, want) {
+					fe.put(fmt.Errorf("member: message %d has %d bytes %.20q…, want the %d bytes of message %d",
+						seq, len(p), p, cfg.size, seq))
 					return
 				}
 				if remaining[seq].Add(-1) == 0 {
@@ -519,7 +534,7 @@ func runIdle(cfg clientConfig) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	conns, err := connectMany(cfg.addr, "/room", cfg.clients, cfg.conc)
+	conns, err := joinMany(cfg.impl, cfg.addr, cfg.clients, cfg.conc)
 	if err != nil {
 		return nil, err
 	}
@@ -532,7 +547,7 @@ func runIdle(cfg clientConfig) ([]string, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, _, _, err := c.readFrame(); err != nil && !stopping.Load() {
+			if _, err := c.recv(); err != nil && !stopping.Load() {
 				fe.put(fmt.Errorf("idle member: %w", err))
 			} else if err == nil && !stopping.Load() {
 				fe.put(errors.New("idle member got a message"))

@@ -343,7 +343,13 @@ func markdown(t *table, haveSVG bool, svgRef, results, command string) string {
 	}
 	p("\nThe load generator is the same for all: a minimal RFC 6455 client (bench/cmd/nexiobench/wsclient.go) ")
 	p("that reads frame by frame, so it can check that every broadcast arrives **as its own message in its own ")
-	p("frame, with the exact bytes, in order**; a run that sees anything else fails.\n\n")
+	p("frame, with the exact bytes, in order**; a run that sees anything else fails.")
+	if containsStr(t.impls, "centrifuge") {
+		p(" centrifuge's members speak its JSON protocol (connect, subscribe, publications as push lines); ")
+		p("its writer merges up to 16 queued publications into one frame, so for it the check is per publication: ")
+		p("exact bytes, in order, nothing lost.")
+	}
+	p("\n\n")
 
 	if haveSVG {
 		p("![fanout chart](%s)\n\n", svgRef)

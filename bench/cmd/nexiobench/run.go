@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -84,6 +85,9 @@ func runMain(args []string) error {
 			// so a noisy minute of the machine hits them all alike.
 			for k := range impls {
 				name := impls[(k+pass-1)%len(impls)]
+				if only := implWorkloads[name]; only != nil && !slices.Contains(only, it.args[1]) {
+					continue
+				}
 				fmt.Fprintf(os.Stderr, "[pass %d/%d] %-28s %s\n", pass, *passes, it.label, name)
 				line, err := runOne(self, name, pass, it.args)
 				if line != "" {

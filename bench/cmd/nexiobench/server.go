@@ -45,13 +45,17 @@ var registry = map[string]func() *impl{}
 // implAbout says, for the report, how each implementation is written.
 var implAbout = map[string]string{}
 
+// implWorkloads lists the only workloads an implementation runs, for the
+// few that do not serve every route (a nil handler); absent means all.
+var implWorkloads = map[string][]string{}
+
 func register(name, about string, build func() *impl) {
 	registry[name] = build
 	implAbout[name] = about
 }
 
 // implOrder is the order implementations appear in reports and in pass 1.
-var implOrder = []string{"nexio", "coder", "coderhub", "gorilla", "melody", "gws"}
+var implOrder = []string{"nexio", "coder", "coderhub", "gorilla", "melody", "gws", "centrifuge"}
 
 func implNames() []string {
 	var names []string
@@ -177,9 +181,11 @@ func serverMain(args []string) error {
 	im.name = *name
 
 	mux := http.NewServeMux()
-	mux.Handle("/echo", im.echo)
-	mux.Handle("/room", im.room)
-	mux.Handle("/pub", im.pub)
+	for path, h := range map[string]http.Handler{"/echo": im.echo, "/room": im.room, "/pub": im.pub} {
+		if h != nil {
+			mux.Handle(path, h)
+		}
+	}
 	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(readStats(im, r.URL.Query().Get("gc") == "1"))

@@ -23,22 +23,11 @@ func init() {
 }
 
 func centrifugeStormNode(engine, redisAddr, prefix string, history int) (http.Handler, func(), error) {
-	node, err := centrifuge.New(centrifuge.Config{
-		LogLevel:        centrifuge.LogLevelError,
-		LogHandler:      func(e centrifuge.LogEntry) { fmt.Println("centrifuge:", e.Message, e.Fields) },
-		UseSingleFlight: true,
-	})
+	// UseSingleFlight, as centrifuge's docs advise for mass reconnects.
+	node, err := newCentrifugeNode(true, centrifuge.SubscribeOptions{EnableRecovery: true})
 	if err != nil {
 		return nil, nil, err
 	}
-	node.OnConnecting(func(context.Context, centrifuge.ConnectEvent) (centrifuge.ConnectReply, error) {
-		return centrifuge.ConnectReply{Credentials: &centrifuge.Credentials{}}, nil
-	})
-	node.OnConnect(func(c *centrifuge.Client) {
-		c.OnSubscribe(func(_ centrifuge.SubscribeEvent, cb centrifuge.SubscribeCallback) {
-			cb(centrifuge.SubscribeReply{Options: centrifuge.SubscribeOptions{EnableRecovery: true}}, nil)
-		})
-	})
 	if engine == "redis" {
 		shard, err := centrifuge.NewRedisShard(node, centrifuge.RedisShardConfig{Address: redisAddr})
 		if err != nil {
@@ -54,13 +43,7 @@ func centrifugeStormNode(engine, redisAddr, prefix string, history int) (http.Ha
 		return nil, nil, err
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/connection/websocket", centrifuge.NewWebsocketHandler(node, centrifuge.WebsocketConfig{
-		CheckOrigin: func(*http.Request) bool { return true },
-		// Its default (1 s per write) drops members whose client falls
-		// behind for a second during the storm; nexio's default
-		// WriteTimeout is 10 s, so both get the same.
-		WriteTimeout: 10 * time.Second,
-	}))
+	mux.Handle("/connection/websocket", centrifugeWebsocket(node))
 	mux.HandleFunc("POST /publish", func(w http.ResponseWriter, r *http.Request) {
 		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
 		var last centrifuge.StreamPosition
@@ -82,6 +65,39 @@ func centrifugeStormNode(engine, redisAddr, prefix string, history int) (http.Ha
 	return mux, stop, nil
 }
 
+// newCentrifugeNode returns a Node (not yet running) that lets every
+// client connect anonymously and subscribe to any channel with sub.
+func newCentrifugeNode(singleFlight bool, sub centrifuge.SubscribeOptions) (*centrifuge.Node, error) {
+	node, err := centrifuge.New(centrifuge.Config{
+		LogLevel:        centrifuge.LogLevelError,
+		LogHandler:      func(e centrifuge.LogEntry) { fmt.Println("centrifuge:", e.Message, e.Fields) },
+		UseSingleFlight: singleFlight,
+	})
+	if err != nil {
+		return nil, err
+	}
+	node.OnConnecting(func(context.Context, centrifuge.ConnectEvent) (centrifuge.ConnectReply, error) {
+		return centrifuge.ConnectReply{Credentials: &centrifuge.Credentials{}}, nil
+	})
+	node.OnConnect(func(c *centrifuge.Client) {
+		c.OnSubscribe(func(_ centrifuge.SubscribeEvent, cb centrifuge.SubscribeCallback) {
+			cb(centrifuge.SubscribeReply{Options: sub}, nil)
+		})
+	})
+	return node, nil
+}
+
+// centrifugeWebsocket is centrifuge's WebSocket handler with the same 10 s
+// write timeout as nexio's: its default (1 s per write) drops members
+// whose client falls behind for a second, which the load generator
+// sharing two cores with the server sometimes does.
+func centrifugeWebsocket(node *centrifuge.Node) http.Handler {
+	return centrifuge.NewWebsocketHandler(node, centrifuge.WebsocketConfig{
+		CheckOrigin:  func(*http.Request) bool { return true },
+		WriteTimeout: 10 * time.Second,
+	})
+}
+
 type centrifugeProto struct{}
 
 type centrifugeConn struct {
@@ -98,27 +114,13 @@ func (centrifugeProto) join(addr string, pos stormPos) (stormConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &centrifugeConn{ws: ws}
-	if err := ws.writeFrame(opText, []byte(`{"id":1,"connect":{}}`)); err != nil {
-		ws.closeNow()
-		return nil, err
-	}
-	if _, err := c.reply(1); err != nil {
-		ws.closeNow()
-		return nil, fmt.Errorf("connect: %w", err)
-	}
-	sub := `{"id":2,"subscribe":{"channel":"storm"}}`
+	sub := `"channel":"storm"`
 	if pos.offset > 0 {
-		sub = `{"id":2,"subscribe":{"channel":"storm","recover":true,"epoch":"` + pos.epoch + `","offset":` + strconv.FormatUint(pos.offset, 10) + `}}`
+		sub += `,"recover":true,"epoch":"` + pos.epoch + `","offset":` + strconv.FormatUint(pos.offset, 10)
 	}
-	if err := ws.writeFrame(opText, []byte(sub)); err != nil {
-		ws.closeNow()
-		return nil, err
-	}
-	r, err := c.reply(2)
+	c, r, err := centrifugeSubscribe(ws, sub)
 	if err != nil {
-		ws.closeNow()
-		return nil, fmt.Errorf("subscribe: %w", err)
+		return nil, err
 	}
 	c.epoch = jsonString(r, "epoch")
 	c.rec = pos.offset == 0 || bytes.Contains(r, []byte(`"recovered":true`))
@@ -134,6 +136,31 @@ func (centrifugeProto) join(addr string, pos stormPos) (stormConn, error) {
 		}
 	}
 	return c, nil
+}
+
+// centrifugeSubscribe speaks centrifuge's JSON protocol on ws: connect,
+// then subscribe with the given fields of the subscribe command. It
+// returns the subscribe reply; on error ws is closed.
+func centrifugeSubscribe(ws *wsConn, subscribe string) (*centrifugeConn, []byte, error) {
+	c := &centrifugeConn{ws: ws}
+	if err := ws.writeFrame(opText, []byte(`{"id":1,"connect":{}}`)); err != nil {
+		ws.closeNow()
+		return nil, nil, err
+	}
+	if _, err := c.reply(1); err != nil {
+		ws.closeNow()
+		return nil, nil, fmt.Errorf("connect: %w", err)
+	}
+	if err := ws.writeFrame(opText, []byte(`{"id":2,"subscribe":{`+subscribe+`}}`)); err != nil {
+		ws.closeNow()
+		return nil, nil, err
+	}
+	r, err := c.reply(2)
+	if err != nil {
+		ws.closeNow()
+		return nil, nil, fmt.Errorf("subscribe: %w", err)
+	}
+	return c, r, nil
 }
 
 // line returns the next JSON line from the server, answering pings.

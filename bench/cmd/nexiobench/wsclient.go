@@ -40,7 +40,19 @@ const wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 // dialWS opens a TCP connection to addr and performs the opening handshake
 // for path. The whole handshake is bounded by timeout.
 func dialWS(addr, path string, timeout time.Duration) (*wsConn, error) {
-	nc, err := net.DialTimeout("tcp", addr, timeout)
+	return dialWSFrom("", addr, path, timeout, 4096)
+}
+
+// dialWSFrom is dialWS from the local address src ("" lets the kernel
+// choose) with a read buffer of bufSize bytes. One loopback source address
+// has about 28,000 ephemeral ports, so a process opening more connections
+// than that, or many processes opening 100,000, each need their own.
+func dialWSFrom(src, addr, path string, timeout time.Duration, bufSize int) (*wsConn, error) {
+	d := net.Dialer{Timeout: timeout}
+	if src != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
+	}
+	nc, err := d.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +67,7 @@ func dialWS(addr, path string, timeout time.Duration) (*wsConn, error) {
 		nc.Close()
 		return nil, err
 	}
-	br := bufio.NewReaderSize(nc, 4096)
+	br := bufio.NewReaderSize(nc, bufSize)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		nc.Close()
