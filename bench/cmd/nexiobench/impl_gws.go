@@ -9,7 +9,15 @@ import (
 func init() {
 	register("gws",
 		"lxzan/gws v1.8.9: Upgrader + ReadLoop in the handler, ConcurrentMap of members, gws.Broadcaster",
-		newGws)
+		func() *impl { return newGws(false) })
+	// gws's README "Best Practice" instead starts ReadLoop in a goroutine
+	// and returns from the handler, which frees net/http's serving
+	// goroutine and its deep stack: the setup that is fair to gws in the
+	// idle workload (elsewhere the two run the same code).
+	register("gws-go",
+		"lxzan/gws v1.8.9 as above, but `go ReadLoop()` and the handler returns (its README's Best Practice); idle only",
+		func() *impl { return newGws(true) })
+	implWorkloads["gws-go"] = []string{"idle"}
 }
 
 // gwsEvents adapts a plain function to gws's event interface; everything
@@ -41,14 +49,15 @@ func (e *gwsEvents) OnMessage(c *gws.Conn, m *gws.Message) {
 	_ = m.Close()
 }
 
-// newGws is lxzan/gws as its README's "Best Practice" and chatroom example
-// write it: an Upgrader per endpoint, ReadLoop in the HTTP handler
-// goroutine (it ends when the connection does), members in gws's
+// newGws is lxzan/gws as its chatroom example writes it: an Upgrader per
+// endpoint, ReadLoop in the HTTP handler goroutine (it ends when the
+// connection does; with goReadLoop, in a goroutine of its own as in its
+// README's "Best Practice", and the handler returns), members in gws's
 // ConcurrentMap, and broadcasts through gws.NewBroadcaster, which frames
 // the message once and queues it on each member's write queue (gws runs a
 // writer goroutine only while a member's queue is non-empty).
 // Compression is off (the default), as for every implementation here.
-func newGws() *impl {
+func newGws(goReadLoop bool) *impl {
 	members := gws.NewConcurrentMap[*gws.Conn, struct{}](16, 128)
 
 	echoUp := gws.NewUpgrader(&gwsEvents{
@@ -80,6 +89,10 @@ func newGws() *impl {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			c, err := up.Upgrade(w, r)
 			if err != nil {
+				return
+			}
+			if goReadLoop {
+				go c.ReadLoop()
 				return
 			}
 			c.ReadLoop()
