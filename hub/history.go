@@ -70,6 +70,9 @@ type Recovery struct {
 // every other node's do; an error then wraps ErrNotStored and means no
 // member anywhere received it.
 func (h *Hub) Publish(ctx context.Context, room string, typ wsroute.MessageType, data []byte, opts ...BroadcastOption) (Position, error) {
+	if err := checkType("Publish", typ); err != nil {
+		return Position{}, err
+	}
 	o := mergeOptions(opts)
 	data = bytes.Clone(data)
 	if h.opts.History.Size == 0 {

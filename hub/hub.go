@@ -412,6 +412,9 @@ func (h *Hub) BroadcastJSON(ctx context.Context, room string, v any, opts ...Bro
 }
 
 func (h *Hub) broadcast(ctx context.Context, room string, typ wsroute.MessageType, data []byte, opts []BroadcastOption) error {
+	if err := checkType("Broadcast", typ); err != nil {
+		return err
+	}
 	o := mergeOptions(opts)
 	if h.opts.History.Size > 0 {
 		_, err := h.publish(ctx, room, typ, data, o)
@@ -461,6 +464,9 @@ func (h *Hub) local(room string, typ wsroute.MessageType, data []byte, o Broadca
 // a JoinFrom of it returned reaches it after that JoinFrom's replay and
 // Options.Seam message, even while they still wait to be written.
 func (h *Hub) SendTo(ctx context.Context, connID string, typ wsroute.MessageType, data []byte) error {
+	if err := checkType("SendTo", typ); err != nil {
+		return err
+	}
 	data = bytes.Clone(data)
 	h.mu.RLock()
 	closed := h.closed
@@ -668,4 +674,14 @@ func (h *Hub) slowConsumer(m *member) {
 func (h *Hub) writeFailed(m *member, err error) {
 	h.stats.writeErrors.Add(1)
 	h.opts.Logger.Debug("hub: write to member failed", "conn", m.c.ID(), "error", err)
+}
+
+// checkType refuses a message type that cannot be sent before it is
+// queued: in a member's writer it would fail the write and disconnect
+// the member.
+func checkType(op string, typ wsroute.MessageType) error {
+	if typ == wsroute.MessageText || typ == wsroute.MessageBinary {
+		return nil
+	}
+	return fmt.Errorf("hub: %s: %v is not a message type that can be sent; use wsroute.MessageText or wsroute.MessageBinary (nothing was sent)", op, typ)
 }

@@ -556,3 +556,31 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// TestBadMessageTypeIsRefused: a message type that is neither text nor
+// binary is refused by Broadcast, Publish and SendTo with an error that
+// says so, and never reaches a member's writer, where it would fail the
+// write and disconnect every member of the room.
+func TestBadMessageTypeIsRefused(t *testing.T) {
+	t.Parallel()
+	for _, history := range []int{0, 10} {
+		t.Run(fmt.Sprint("history=", history), func(t *testing.T) {
+			t.Parallel()
+			rs := newRoomServer(t, &hub.Options{History: hub.History{Size: history}}, nil)
+			a := rs.dial(t, "r")
+			rs.joined(t, "r", 1)
+			ctx := testutil.Ctx(t)
+			bad := wsroute.MessageType(9)
+			for name, err := range map[string]error{
+				"Broadcast": rs.hub.Broadcast(ctx, "r", bad, []byte("x")),
+				"Publish":   func() error { _, err := rs.hub.Publish(ctx, "r", bad, []byte("x")); return err }(),
+				"SendTo":    rs.hub.SendTo(ctx, rs.hub.Members("r")[0].ID(), bad, []byte("x")),
+			} {
+				testutil.Check(t, err != nil && strings.Contains(err.Error(), "MessageText or wsroute.MessageBinary"),
+					"%s of message type 9: %v, want an error naming the valid types", name, err)
+			}
+			testutil.NoErr(t, rs.hub.BroadcastText(ctx, "r", "ok"))
+			testutil.Equal(t, read(t, a), "ok")
+		})
+	}
+}
