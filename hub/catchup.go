@@ -159,6 +159,9 @@ func (m *member) refill() {
 			q.msgs = append(q.msgs, msg)
 			q.bytes += len(msg.Data)
 			cu.dropFirst()
+			if f := h.opts.OnEnqueue; f != nil {
+				f(len(q.msgs))
+			}
 		}
 		if h.full(q, 0) {
 			break

@@ -552,3 +552,21 @@ func TestSendToAfterJoinFromFollowsTheSeam(t *testing.T) {
 	want := []string{e + " 2 m2", e + " 3 m3", "seam " + e + " 3 true 2", "welcome"}
 	testutil.Equal(t, strings.Join(got, " | "), strings.Join(want, " | "))
 }
+
+// TestOnEnqueueSeesTheReplay: replayed messages enter the member's queue
+// like live ones, so Options.OnEnqueue sees each of them (a replay is
+// queue pressure too).
+func TestOnEnqueueSeesTheReplay(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int64
+	h := hub.New(&hub.Options{History: hub.History{Size: 10}, OnEnqueue: func(int) { calls.Add(1) }})
+	hs := newHistoryServer(t, h, nil)
+	pos := publishN(t, h, "r", 1, 5)
+	testutil.Equal(t, calls.Load(), int64(0))
+	c, rec := hs.dial(t, "r", hub.Position{Epoch: pos.Epoch, Offset: 0})
+	testutil.Equal(t, rec.Missed, 5)
+	for range 5 {
+		read(t, c)
+	}
+	testutil.Equal(t, calls.Load(), int64(5))
+}

@@ -75,9 +75,11 @@ type Options struct {
 	// member's queue, with the number of messages queued for that member
 	// after it: a member whose queue keeps growing is reading slower than
 	// its rooms talk, before the SlowConsumer policy has to act. It runs
-	// on the broadcasting goroutine with the hub's and the member's locks
-	// held, once per member per message, so it must be cheap and must not
-	// call the Hub (a histogram observation, as wsmw/wsmetrics does).
+	// once per member per message, with the member's lock held: on the
+	// broadcasting goroutine (the hub's lock held too), or on the
+	// member's writer for a message of a JoinFrom replay, or one held
+	// behind it, as it moves into the queue. So it must be cheap and must
+	// not call the Hub (a histogram observation, as wsmw/wsmetrics does).
 	// Defaults to nil.
 	OnEnqueue func(queued int)
 
