@@ -31,8 +31,9 @@ type MaxConnsOptions struct {
 // MaxConns caps the connections open at once, in total and per client.
 // A connection holds its place from the moment it reaches MaxConns (so
 // handshakes in progress count; wsroute's HandshakeTimeout bounds them)
-// until the rest of the chain returns. One over a cap is accepted and
-// closed with 1013 "try again later" (or answered 503 with
+// until the rest of the chain returns, or, for a connection the handler
+// detached (wsroute.Conn.Detach), until it ends. One over a cap is
+// accepted and closed with 1013 "try again later" (or answered 503 with
 // opts.RejectHTTP); the rest of the chain does not run, and the chain
 // returns an error wrapping ErrTooManyConns.
 //
@@ -84,8 +85,20 @@ func (l *connLimiter) middleware(next wsroute.HandlerFunc) wsroute.HandlerFunc {
 		if !l.acquire(key) {
 			return refuse(c, l.ref, ErrTooManyConns)
 		}
-		defer l.release(key)
-		return next(ctx, c)
+		held := true
+		defer func() {
+			if held {
+				l.release(key)
+			}
+		}()
+		err := next(ctx, c)
+		if err == nil && c.Detached() {
+			// The connection outlives the chain (wsroute.Conn.Detach):
+			// its place is held until it ends.
+			held = false
+			c.OnEnd(func(wsroute.ConnEnd) { l.release(key) })
+		}
+		return err
 	}
 }
 

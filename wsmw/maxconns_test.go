@@ -201,3 +201,46 @@ func TestMaxConnsInvalidOptionsPanic(t *testing.T) {
 		mustPanic(t, "wsmw: MaxConnsOptions: set Total, PerIP or both", func() { wsmw.MaxConns(o) })
 	}
 }
+
+// TestMaxConnsHoldsADetachedConnectionUntilItEnds: a connection whose
+// handler returned after wsroute's Detach keeps its place until it ends,
+// and gives it back then.
+func TestMaxConnsHoldsADetachedConnectionUntilItEnds(t *testing.T) {
+	t.Parallel()
+	returned := make(chan struct{}, 4)
+	srv := serve(t, nil, func(ctx context.Context, c *wsroute.Conn) error {
+		defer func() { returned <- struct{}{} }()
+		if err := c.Accept(ctx); err != nil {
+			return err
+		}
+		return c.Detach(ctx, func(ctx context.Context, c *wsroute.Conn, m wsroute.Message) error {
+			return c.SendText(ctx, "Echo: "+m.Text())
+		})
+	}, wsmw.MaxConns(wsmw.MaxConnsOptions{Total: 1}))
+	url := wsURL(srv, "/ws")
+	ctx := testutil.Ctx(t)
+
+	c := dial(t, srv, "/ws", nil)
+	testutil.Equal(t, roundTrip(t, c, "a"), "Echo: a")
+	<-returned
+	got, err := attempt(ctx, url, nil)
+	testutil.NoErr(t, err)
+	testutil.Equal(t, got, tryAgainLater)
+	testutil.Equal(t, roundTrip(t, c, "b"), "Echo: b")
+
+	testutil.NoErr(t, c.Close(websocket.StatusNormalClosure, ""))
+	// The place is given back when the connection has ended, which
+	// the client's Close does not wait for.
+	testutil.Eventually(t, func() bool {
+		c2, _, err := websocket.Dial(ctx, url, nil)
+		if err != nil {
+			return false
+		}
+		defer c2.CloseNow()
+		if c2.Write(ctx, websocket.MessageText, []byte("c")) != nil {
+			return false
+		}
+		_, msg, err := c2.Read(ctx)
+		return err == nil && string(msg) == "Echo: c"
+	}, "the place of the detached connection was not given back when it ended")
+}

@@ -135,7 +135,7 @@ func (c *Conn) acceptLocked(ctx context.Context, p AcceptParams) error {
 		return errors.New("wsroute: accept: the connection was not hijacked through wsroute's ResponseWriter; report this as a bug")
 	}
 	ws.SetReadLimit(o.ReadLimit)
-	c.ws, c.nc = ws, hw.nc
+	c.ws, c.nc, c.guard = ws, hw.nc, hw.guard
 	c.nc.direct = directMode(hw.Header())
 	c.hsStatus = http.StatusSwitchingProtocols
 	if c.hsTimer != nil {

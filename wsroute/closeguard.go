@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -31,12 +33,24 @@ var errCloseReasonNotUTF8 = errors.New("the peer's close frame has a reason that
 type guardedConn struct {
 	netConn
 
-	pre   []byte   // bytes buffered by net/http before the hijack, read first
-	held  []byte   // a close frame (and what came with it), held back
-	skip  int64    // payload bytes left of the current frame
-	hdr   [14]byte // the header being read
-	nh    uint8    // bytes of hdr read
+	pre   []byte        // bytes buffered by net/http before the hijack, read first
+	br    *bufio.Reader // coder/websocket's reader over g
+	held  []byte        // a close frame (and what came with it), held back
+	skip  int64         // payload bytes left of the current frame
+	hdr   [14]byte      // the header being read
+	nh    uint8         // bytes of hdr read
 	state uint8
+
+	// A detached connection between messages (detach.go): idle makes
+	// Read answer errIdle rather than wait at a frame boundary, and
+	// wait leaves what it read, or the error it met, in pre and preErr.
+	// wait runs outside coder/websocket's read lock, so mu orders it
+	// with Read (coder/websocket's close handshake reads on its own
+	// goroutine); Read holds mu only on a detached connection.
+	mu       sync.Mutex
+	detached atomic.Bool // set once, before the first wait
+	idle     bool
+	preErr   error
 }
 
 const (
@@ -59,6 +73,13 @@ func (g *guardedConn) takeBuffered(br *bufio.Reader) {
 }
 
 func (g *guardedConn) Read(p []byte) (int, error) {
+	if g.detached.Load() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.idle && g.atBoundary() {
+			return 0, errIdle
+		}
+	}
 	for {
 		switch g.state {
 		case guardPassing:
@@ -91,9 +112,61 @@ func (g *guardedConn) readSource(p []byte) (int, error) {
 	if len(g.pre) > 0 {
 		n := copy(p, g.pre)
 		g.pre = g.pre[n:]
+		if len(g.pre) == 0 {
+			g.pre = nil // keep no buffer while idle
+		}
 		return n, nil
 	}
+	if err := g.preErr; err != nil {
+		g.preErr = nil
+		return 0, err
+	}
 	return g.netConn.Read(p)
+}
+
+// errIdle is what Read answers a detached connection's reader, between
+// messages, when coder/websocket asks for a frame that has not begun to
+// arrive: its Reader returns it without closing the connection
+// (assumption 12 in coder.go), and the reader waits in wait, on a
+// shallow stack, rather than deep in coder/websocket's read chain.
+var errIdle = errors.New("wsroute: no frame has begun to arrive")
+
+// atBoundary reports whether everything read so far ends at the end of a
+// frame, with nothing left to hand on: coder/websocket, asking for more,
+// has consumed it all and waits for the start of the next frame.
+func (g *guardedConn) atBoundary() bool {
+	return g.state == guardScanning && g.nh == 0 && g.skip == 0 && len(g.pre) == 0 && g.preErr == nil
+}
+
+// setIdle sets idle.
+func (g *guardedConn) setIdle(idle bool) {
+	g.mu.Lock()
+	g.idle = idle
+	g.mu.Unlock()
+}
+
+// wakeRead is what wait reads at once: a control frame, or the start of
+// a message, whose rest coder/websocket reads.
+const wakeRead = 128
+
+// wait blocks until the peer sends something, unless coder/websocket
+// has bytes to read already. It is called with few frames below it, so
+// that the goroutine of an idle detached connection keeps its smallest
+// stack; what it reads, or the error it meets, is Read's next answer.
+func (g *guardedConn) wait() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.atBoundary() || g.br.Buffered() > 0 {
+		return
+	}
+	p := make([]byte, wakeRead)
+	for {
+		n, err := g.netConn.Read(p)
+		if n > 0 || err != nil {
+			g.pre, g.preErr = p[:n], err
+			return
+		}
+	}
 }
 
 // scan follows the frames in b and returns how many bytes of it come

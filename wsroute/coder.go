@@ -99,6 +99,21 @@ import (
 //    under the handler (a missed pong), no close handshake runs, so
 //    release calls CloseNow when the handler returns. Test:
 //    TestCoderConnReleasedWhenTheSocketClosedFirst reads that channel.
+//
+// 12. A read error at a frame boundary leaves the Conn open. When the
+//    net.Conn fails a read of a frame's first byte, Reader returns the
+//    error (frame.go:52-58, read.go:260-273 and 183-188) without closing
+//    the connection or writing anything, its read lock is released
+//    (read.go:376), and the next Reader call reads on; a context without
+//    Done arms no timer that would close it (conn.go:188). A detached
+//    connection's reader (detach.go) relies on it: guardedConn answers
+//    errIdle when coder/websocket asks for a frame that has not begun to
+//    arrive, so the reader waits for the peer in guardedConn.wait, a few
+//    frames deep, rather than parked in coder/websocket's read chain with
+//    a stack twice the size. Checked: only at a boundary guardedConn has
+//    counted itself (atBoundary), and readNext passes on any other error
+//    as a failed read. Test: TestDetachedIdleWaitsShallow (an echo after
+//    the peer's pings, with the reader found in guardedConn.wait).
 
 // Control frame opcodes (RFC 6455, section 5.5), and the continuation
 // opcode of fragmented data messages.

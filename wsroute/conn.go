@@ -95,6 +95,8 @@ type Conn struct {
 	ctx              context.Context
 	cancel           context.CancelFunc
 	stopRequestWatch func() bool
+	detach           *detached // set by Detach: the handler hands the connection over
+	handlerDone      bool      // the handler has returned: Detach is too late
 
 	hsMu        sync.Mutex // serialises the answers to the handshake; guards the hs fields
 	hsTimedOut  bool
@@ -109,6 +111,7 @@ type Conn struct {
 	accepted atomic.Bool
 	ws       *websocket.Conn
 	nc       *netConn
+	guard    *guardedConn // nc as coder/websocket reads it
 
 	sentCode   atomic.Int32 // the code this side closed with
 	peerCode   atomic.Int32 // the code the peer closed with
@@ -144,7 +147,17 @@ func (c *Conn) Header() http.Header { return c.r.Header }
 
 // ResponseHeader returns the headers of the handshake response, to add to
 // before Accept or Reject (for example Retry-After before a 429).
-func (c *Conn) ResponseHeader() http.Header { return c.w.Header() }
+// After a detached connection's handler returned, it is an empty header
+// that goes nowhere.
+func (c *Conn) ResponseHeader() http.Header {
+	c.hsMu.Lock()
+	w := c.w
+	c.hsMu.Unlock()
+	if w == nil {
+		return http.Header{}
+	}
+	return w.Header()
+}
 
 // URL returns the handshake request's URL.
 func (c *Conn) URL() *url.URL { return c.r.URL }

@@ -45,6 +45,14 @@
 // goroutines. A handler that only sends calls [Conn.CloseRead] so that
 // pings are answered and [Conn.Done] closes as soon as the client leaves.
 //
+// A handler may also hand its connection over with [Conn.Detach] and
+// return: wsroute then reads the connection and calls a [MessageFunc]
+// for each message, and the connection ends, with the same close codes,
+// keepalive, [Tracker] and hooks, when that function fails or either
+// side closes. An idle detached connection keeps no handler goroutine
+// and waits on a goroutine's smallest stack, which is most of what a
+// server holding many idle connections (hub members) spends on each.
+//
 // The ctx given to the handler, [Conn.Done] and the [Conn.OnClose]
 // functions all follow the state: they end, close and start exactly when
 // the connection reaches StateClosed or StateRefused. The request's
@@ -127,5 +135,6 @@
 // http.Server.Shutdown neither closes nor waits for WebSocket
 // connections, which are hijacked. A [Tracker] in [Options.Tracker]
 // records them; [Tracker.Shutdown] sends 1001 "going away" to each, waits
-// for the handlers, and drops what remains when its context ends.
+// for the handlers (and detached connections), and drops what remains
+// when its context ends.
 package wsroute

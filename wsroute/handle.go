@@ -30,13 +30,10 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := newConn(rt, w, r)
-	defer c.end()
-	if t := rt.opts.Tracker; t != nil {
-		if !t.begin() {
-			c.Close(StatusGoingAway, "going away")
-			return
-		}
-		defer t.end(c)
+	if t := rt.opts.Tracker; t != nil && !t.begin() {
+		c.Close(StatusGoingAway, "going away")
+		c.end()
+		return
 	}
 	hsTimer := time.AfterFunc(rt.opts.HandshakeTimeout, c.handshakeExpired)
 	c.hsMu.Lock()
@@ -44,8 +41,12 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.hsMu.Unlock()
 	stack, err := c.run()
 	hsTimer.Stop()
-	c.finish(err, stack)
-	c.runEndHooks(err)
+	if c.handOver(err, stack) {
+		// Detached: the connection lives on without this goroutine,
+		// and its reader ends it (detach.go).
+		return
+	}
+	c.over(err, stack)
 }
 
 // handshakeExpired refuses a connection whose handler has not answered

@@ -21,6 +21,7 @@ import (
 type hijackWriter struct {
 	http.ResponseWriter
 	nc           *netConn
+	guard        *guardedConn // nc's reading side
 	writeTimeout time.Duration
 	onClose      func()
 	conn         *Conn // for logging a broken assumption (coder.go)
@@ -99,7 +100,8 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	brw.Writer.Reset(nc)
 	g.takeBuffered(brw.Reader)
-	w.nc = nc
+	g.br = brw.Reader
+	w.nc, w.guard = nc, g
 	// coder/websocket reads through g, which vets the peer's close frame.
 	return g, brw, nil
 }

@@ -152,6 +152,13 @@ func (c *Conn) CloseRead() {
 
 // read reads the next data message into a pooled buffer.
 func (c *Conn) read(ctx context.Context) (MessageType, *bytes.Buffer, error) {
+	return c.readNext(ctx, false)
+}
+
+// readNext is read. With idle (a detached connection's reader, see
+// detach.go) it returns errIdle, and nothing else happens, if only
+// control frames came before the frames stopped.
+func (c *Conn) readNext(ctx context.Context, idle bool) (MessageType, *bytes.Buffer, error) {
 	if !c.accepted.Load() {
 		return 0, nil, ErrNotAccepted
 	}
@@ -164,8 +171,17 @@ func (c *Conn) read(ctx context.Context) (MessageType, *bytes.Buffer, error) {
 	}
 	c.reading.Add(1)
 	defer c.reading.Add(-1)
+	if idle {
+		c.guard.setIdle(true)
+	}
 	typ, r, err := c.ws.Reader(rctx)
+	if idle {
+		c.guard.setIdle(false)
+	}
 	if err != nil {
+		if idle && errors.Is(err, errIdle) {
+			return 0, nil, errIdle
+		}
 		return 0, nil, c.readError(ctx, err)
 	}
 	buf := readBufs.Get().(*bytes.Buffer)

@@ -14,8 +14,8 @@ import (
 // zero value is not usable; use NewTracker.
 type Tracker struct {
 	mu       sync.Mutex
-	conns    map[*Conn]struct{} // accepted, handler still running
-	handlers int                // handlers running, accepted or not
+	conns    map[*Conn]struct{} // accepted, handler still running or detached
+	handlers int                // handlers running, accepted or not, and detached connections
 	closing  bool
 	idle     chan struct{} // closed when closing and handlers reaches 0
 }
@@ -26,7 +26,7 @@ func NewTracker() *Tracker {
 }
 
 // Len returns the number of accepted connections whose handlers are still
-// running.
+// running, and of detached connections (Conn.Detach) still open.
 func (t *Tracker) Len() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -55,7 +55,8 @@ func (t *Tracker) add(c *Conn) bool {
 	return true
 }
 
-// end unregisters a handler that has returned.
+// end unregisters a handler that has returned, or a detached connection
+// that has ended.
 func (t *Tracker) end(c *Conn) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -68,8 +69,9 @@ func (t *Tracker) end(c *Conn) {
 
 // Shutdown closes every tracked connection with 1001 "going away" and
 // refuses new ones the same way, then waits for their handlers to return
-// until ctx ends. Connections still open then are dropped and ctx's error
-// is returned. Shutdown is meant to be called once.
+// (and detached connections to end) until ctx ends. Connections still
+// open then are dropped and ctx's error is returned. Shutdown is meant to
+// be called once.
 func (t *Tracker) Shutdown(ctx context.Context) error {
 	t.mu.Lock()
 	if t.closing {

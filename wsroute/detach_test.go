@@ -1,0 +1,526 @@
+package wsroute_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/nexio-go/nexio/internal/testutil"
+	"github.com/nexio-go/nexio/wsroute"
+)
+
+// serveMode is how a test's connection is held after Accept: by its
+// handler, in a Receive loop, or by wsroute after Detach. The tests of
+// this file run in both, and must see the same thing.
+type serveMode string
+
+const (
+	modeHandler  serveMode = "handler"
+	modeDetached serveMode = "detached"
+)
+
+var modes = []serveMode{modeHandler, modeDetached}
+
+// handle accepts, then hands every message to fn, as m holds
+// connections. A nil fn is a connection that only sends: a data message
+// ends it with 1008 in both modes. Each connection's ConnEnd goes to ends
+// when it ends, if ends is not nil.
+func (m serveMode) handle(fn wsroute.MessageFunc, ends chan<- wsroute.ConnEnd) wsroute.HandlerFunc {
+	return func(ctx context.Context, c *wsroute.Conn) error {
+		if ends != nil {
+			c.OnEnd(func(e wsroute.ConnEnd) { ends <- e })
+		}
+		if err := c.Accept(ctx); err != nil {
+			return err
+		}
+		if m == modeDetached {
+			return c.Detach(ctx, fn)
+		}
+		for msg, err := range c.Messages(ctx) {
+			if err != nil {
+				return err
+			}
+			if fn == nil {
+				return &wsroute.CloseError{Code: wsroute.StatusPolicyViolation, Reason: "unexpected data message"}
+			}
+			if err := fn(ctx, c, msg); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// echoMessage answers each text message with "Echo: " and the message.
+func echoMessage(ctx context.Context, c *wsroute.Conn, m wsroute.Message) error {
+	if m.Type != wsroute.MessageText {
+		return fmt.Errorf("%w: got binary", wsroute.ErrWrongMessageType)
+	}
+	return c.SendText(ctx, "Echo: "+m.Text())
+}
+
+// nextEnd returns the next ConnEnd, failing the test after a while.
+func nextEnd(t *testing.T, ends <-chan wsroute.ConnEnd) wsroute.ConnEnd {
+	t.Helper()
+	select {
+	case e := <-ends:
+		return e
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection did not end")
+		return wsroute.ConnEnd{}
+	}
+}
+
+// TestModesErrorsBecomeCloseCodes is the table of the package
+// documentation, for a connection held by its handler and a detached one.
+func TestModesErrorsBecomeCloseCodes(t *testing.T) {
+	t.Parallel()
+	text := func(s string) func(ctx context.Context, c *websocket.Conn) error {
+		return func(ctx context.Context, c *websocket.Conn) error {
+			return c.Write(ctx, websocket.MessageText, []byte(s))
+		}
+	}
+	testCases := []struct {
+		name       string
+		fn         wsroute.MessageFunc
+		hook       func(wsroute.MessageType, int) error // OnReceive
+		send       func(ctx context.Context, c *websocket.Conn) error
+		wantCode   websocket.StatusCode
+		wantReason string
+		wantLog    string
+	}{
+		{
+			name: "CloseError",
+			fn: func(context.Context, *wsroute.Conn, wsroute.Message) error {
+				return &wsroute.CloseError{Code: 4000, Reason: "custom"}
+			},
+			wantCode: 4000, wantReason: "custom",
+		},
+		{
+			name: "wrapped CloseError",
+			fn: func(context.Context, *wsroute.Conn, wsroute.Message) error {
+				return fmt.Errorf("ctx: %w", &wsroute.CloseError{Code: 4002, Reason: "wrapped"})
+			},
+			wantCode: 4002, wantReason: "wrapped",
+		},
+		{
+			name: "normal closure",
+			fn: func(context.Context, *wsroute.Conn, wsroute.Message) error {
+				return &wsroute.CloseError{Code: wsroute.StatusNormalClosure}
+			},
+			wantCode: websocket.StatusNormalClosure,
+		},
+		{
+			name: "binary where text expected",
+			fn:   echoMessage,
+			send: func(ctx context.Context, c *websocket.Conn) error {
+				return c.Write(ctx, websocket.MessageBinary, []byte{1, 2})
+			},
+			wantCode: websocket.StatusUnsupportedData, wantLog: "level=INFO",
+		},
+		{
+			name: "invalid UTF-8",
+			fn:   echoMessage,
+			send: func(ctx context.Context, c *websocket.Conn) error {
+				return c.Write(ctx, websocket.MessageText, []byte{0xff, 0xfe})
+			},
+			wantCode: websocket.StatusInvalidFramePayloadData,
+		},
+		{
+			name: "bad JSON",
+			fn: func(_ context.Context, _ *wsroute.Conn, m wsroute.Message) error {
+				var v struct{ A int }
+				if err := json.Unmarshal(m.Data, &v); err != nil {
+					return fmt.Errorf("%w: %w", wsroute.ErrInvalidJSON, err)
+				}
+				return nil
+			},
+			send:     text(`{"A":"x"}`),
+			wantCode: websocket.StatusInvalidFramePayloadData, wantLog: "level=INFO",
+		},
+		{
+			name:     "over the read limit",
+			fn:       echoMessage,
+			send:     text(strings.Repeat("a", 64<<10+1)),
+			wantCode: websocket.StatusMessageTooBig,
+		},
+		{
+			name: "other error",
+			fn: func(context.Context, *wsroute.Conn, wsroute.Message) error {
+				return errors.New("db password is hunter2")
+			},
+			wantCode: websocket.StatusInternalError, wantReason: "internal error",
+			wantLog: "db password is hunter2",
+		},
+		{
+			name: "panic",
+			fn: func(context.Context, *wsroute.Conn, wsroute.Message) error {
+				var p *struct{ n int }
+				return fmt.Errorf("%d", p.n) // nil dereference: a runtime panic
+			},
+			wantCode: websocket.StatusInternalError, wantReason: "internal error",
+			wantLog: "goroutine",
+		},
+		{
+			name:     "data to a connection that only sends",
+			wantCode: websocket.StatusPolicyViolation, wantReason: "unexpected data message",
+		},
+		{
+			name: "OnReceive refuses",
+			fn:   echoMessage,
+			hook: func(wsroute.MessageType, int) error {
+				return &wsroute.CloseError{Code: 4008, Reason: "too chatty"}
+			},
+			wantCode: 4008, wantReason: "too chatty",
+		},
+	}
+	for _, mode := range modes {
+		for _, tc := range testCases {
+			t.Run(string(mode)+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				logger, logs := testLogger(t)
+				ends := make(chan wsroute.ConnEnd, 1)
+				handle := mode.handle(tc.fn, ends)
+				srv := serve(t, &wsroute.Options{Logger: logger}, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
+					if tc.hook != nil {
+						c.OnReceive(tc.hook)
+					}
+					return handle(ctx, c)
+				})
+				c := dial(t, srv, "/ws", nil)
+				c.SetReadLimit(-1)
+				send := tc.send
+				if send == nil {
+					send = text("go")
+				}
+				testutil.NoErr(t, send(testutil.Ctx(t), c))
+				code, reason := readClose(t, c)
+				testutil.Equal(t, code, tc.wantCode)
+				if tc.wantReason != "" {
+					testutil.Equal(t, reason, tc.wantReason)
+				}
+				testutil.Check(t, !strings.Contains(reason, "hunter2"), "internal error text leaked to the client: %q", reason)
+				e := nextEnd(t, ends)
+				testutil.Equal(t, int(e.Code), int(tc.wantCode))
+				testutil.Check(t, e.Accepted && !e.PeerClosed, "ConnEnd %+v: want accepted, closed by the server", e)
+				testutil.Check(t, e.Err != nil, "ConnEnd.Err is nil")
+				if tc.wantLog != "" {
+					testutil.Eventually(t, func() bool { return strings.Contains(logs.String(), tc.wantLog) }, "log lacks %q:\n%s", tc.wantLog, logs)
+				}
+			})
+		}
+	}
+}
+
+// TestModesEchoAndPeerClose: messages are handled in order, and the
+// peer's close code is what the connection ends with.
+func TestModesEchoAndPeerClose(t *testing.T) {
+	t.Parallel()
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			ends := make(chan wsroute.ConnEnd, 1)
+			var returned atomic.Bool
+			handle := mode.handle(echoMessage, ends)
+			srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
+				defer returned.Store(true)
+				return handle(ctx, c)
+			})
+			c := dial(t, srv, "/ws", nil)
+			ctx := testutil.Ctx(t)
+			if mode == modeDetached {
+				// The connection outlives its handler.
+				testutil.Eventually(t, returned.Load, "the handler of a detached connection did not return")
+			}
+			for i := range 50 {
+				testutil.NoErr(t, c.Write(ctx, websocket.MessageText, []byte(fmt.Sprint(i))))
+			}
+			for i := range 50 {
+				_, got, err := c.Read(ctx)
+				testutil.NoErr(t, err)
+				testutil.Equal(t, string(got), fmt.Sprint("Echo: ", i))
+			}
+			testutil.Equal(t, returned.Load(), mode == modeDetached)
+			testutil.NoErr(t, c.Close(4100, "bye"))
+			e := nextEnd(t, ends)
+			testutil.Equal(t, e.Code, wsroute.StatusCode(4100))
+			testutil.Equal(t, e.Reason, "bye")
+			testutil.Check(t, e.PeerClosed, "PeerClosed is false")
+			testutil.Check(t, errors.Is(e.Err, wsroute.ErrClosed), "Err %v does not wrap ErrClosed", e.Err)
+		})
+	}
+}
+
+// TestModesClientVanishes: a peer gone without a close frame ends the
+// connection at once, with 1006.
+func TestModesClientVanishes(t *testing.T) {
+	t.Parallel()
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			ends := make(chan wsroute.ConnEnd, 1)
+			srv := serve(t, nil, "/ws", mode.handle(echoMessage, ends))
+			nc := rawDial(t, srv, "/ws", nil)
+			// Half a frame, then a TCP reset.
+			nc.Write(frame(true, 0, 1, []byte("hello"), false)[:4])
+			nc.(*bufConn).Conn.(*net.TCPConn).SetLinger(0)
+			nc.Close()
+			e := nextEnd(t, ends)
+			testutil.Equal(t, e.Code, wsroute.StatusAbnormalClosure)
+			testutil.Check(t, e.PeerClosed, "PeerClosed is false")
+		})
+	}
+}
+
+// TestModesDeadPeerIsDetected: a peer that never answers pings is
+// closed by the keepalive.
+func TestModesDeadPeerIsDetected(t *testing.T) {
+	t.Parallel()
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			ends := make(chan wsroute.ConnEnd, 1)
+			opts := &wsroute.Options{PingInterval: 50 * time.Millisecond, PongTimeout: 100 * time.Millisecond}
+			srv := serve(t, opts, "/ws", mode.handle(echoMessage, ends))
+			nc := rawDial(t, srv, "/ws", nil) // completes the handshake, never answers pings
+			defer nc.Close()
+			e := nextEnd(t, ends)
+			testutil.Check(t, errors.Is(e.Err, wsroute.ErrClosed), "Err %v does not wrap ErrClosed", e.Err)
+			testutil.Equal(t, e.Code, wsroute.StatusAbnormalClosure)
+		})
+	}
+}
+
+// TestModesLivePeerSurvivesPings: a peer that answers is pinged, and
+// stays.
+func TestModesLivePeerSurvivesPings(t *testing.T) {
+	t.Parallel()
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			opts := &wsroute.Options{PingInterval: 20 * time.Millisecond, PongTimeout: 5 * time.Second}
+			srv := serve(t, opts, "/ws", mode.handle(echoMessage, nil))
+			var pings atomic.Int32
+			c := dial(t, srv, "/ws", &websocket.DialOptions{OnPingReceived: func(context.Context, []byte) bool {
+				pings.Add(1)
+				return true
+			}})
+			ctx := testutil.Ctx(t)
+			// The client reads all the time, as a live peer does, so
+			// every ping is answered as soon as it arrives.
+			reads := make(chan string, 1)
+			go func() {
+				defer close(reads)
+				for {
+					_, msg, err := c.Read(ctx)
+					if err != nil {
+						return
+					}
+					reads <- string(msg)
+				}
+			}()
+			for i := range 3 {
+				seen := pings.Load()
+				testutil.Eventually(t, func() bool { return pings.Load() >= seen+3 }, "round %d: %d pings", i, pings.Load()-seen)
+				testutil.NoErr(t, c.Write(ctx, websocket.MessageText, []byte("x")))
+				testutil.Equal(t, <-reads, "Echo: x")
+			}
+			c.Close(websocket.StatusNormalClosure, "")
+		})
+	}
+}
+
+// TestModesTrackerShutdown: Shutdown closes every connection with 1001
+// and returns once each has ended, detached or not.
+func TestModesTrackerShutdown(t *testing.T) {
+	t.Parallel()
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			const n = 5
+			tr := wsroute.NewTracker()
+			var ended atomic.Int32
+			handle := mode.handle(echoMessage, nil)
+			srv := serve(t, &wsroute.Options{Tracker: tr}, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
+				c.OnEnd(func(wsroute.ConnEnd) { ended.Add(1) })
+				return handle(ctx, c)
+			})
+			var conns []*websocket.Conn
+			for range n {
+				conns = append(conns, dial(t, srv, "/ws", nil))
+			}
+			testutil.Eventually(t, func() bool { return tr.Len() == n }, "Len = %d, want %d", tr.Len(), n)
+			codes := make(chan websocket.StatusCode, n)
+			var wg sync.WaitGroup
+			for _, c := range conns {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					code, _ := readClose(t, c)
+					codes <- code
+				}()
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			testutil.NoErr(t, tr.Shutdown(ctx))
+			testutil.Equal(t, ended.Load(), int32(n))
+			testutil.Equal(t, tr.Len(), 0)
+			wg.Wait()
+			close(codes)
+			for code := range codes {
+				testutil.Equal(t, code, websocket.StatusGoingAway)
+			}
+		})
+	}
+}
+
+type ctxKey struct{}
+
+// TestDetachContext: fn sees the handler's values, and a middleware's
+// cancellation, which ends with the handler, does not end the connection.
+func TestDetachContext(t *testing.T) {
+	t.Parallel()
+	got := make(chan any, 1)
+	fn := func(ctx context.Context, c *wsroute.Conn, m wsroute.Message) error {
+		got <- ctx.Value(ctxKey{})
+		return c.SendText(ctx, "ok")
+	}
+	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
+		ctx, cancel := context.WithCancel(context.WithValue(ctx, ctxKey{}, "v"))
+		defer cancel()
+		return modeDetached.handle(fn, nil)(ctx, c)
+	})
+	c := dial(t, srv, "/ws", nil)
+	ctx := testutil.Ctx(t)
+	for range 2 {
+		testutil.NoErr(t, c.Write(ctx, websocket.MessageText, []byte("x")))
+		_, msg, err := c.Read(ctx)
+		testutil.NoErr(t, err)
+		testutil.Equal(t, string(msg), "ok")
+		testutil.Equal(t, <-got, any("v"))
+	}
+}
+
+// TestDetachMisuse: Detach refuses what it cannot honour, and a handler
+// that fails after Detach ends its connection as without it.
+func TestDetachMisuse(t *testing.T) {
+	t.Parallel()
+	errs := make(chan error, 8)
+	late := make(chan *wsroute.Conn, 1)
+	var ran atomic.Bool
+	fn := func(context.Context, *wsroute.Conn, wsroute.Message) error {
+		ran.Store(true)
+		return nil
+	}
+	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
+		errs <- c.Detach(ctx, fn) // before Accept
+		if err := c.Accept(ctx); err != nil {
+			return err
+		}
+		switch c.Query("case") {
+		case "twice":
+			errs <- c.Detach(ctx, fn)
+			errs <- c.Detach(ctx, fn)
+		case "closeread":
+			c.CloseRead()
+			errs <- c.Detach(ctx, fn)
+			return nil
+		case "late":
+			late <- c
+			return nil
+		}
+		return &wsroute.CloseError{Code: 4005, Reason: "failed after Detach"}
+	})
+
+	c := dial(t, srv, "/ws?case=twice", nil)
+	testutil.Check(t, errors.Is(<-errs, wsroute.ErrNotAccepted), "Detach before Accept did not fail with ErrNotAccepted")
+	testutil.NoErr(t, <-errs)
+	testutil.Check(t, <-errs != nil, "a second Detach did not fail")
+	testutil.NoErr(t, c.Write(testutil.Ctx(t), websocket.MessageText, []byte("x")))
+	code, reason := readClose(t, c)
+	testutil.Equal(t, code, websocket.StatusCode(4005))
+	testutil.Equal(t, reason, "failed after Detach")
+	testutil.Check(t, !ran.Load(), "fn ran although the handler failed after Detach")
+
+	c = dial(t, srv, "/ws?case=closeread", nil)
+	<-errs
+	testutil.Check(t, <-errs != nil, "Detach after CloseRead did not fail")
+	code, _ = readClose(t, c)
+	testutil.Equal(t, code, websocket.StatusNormalClosure)
+
+	c = dial(t, srv, "/ws?case=late", nil)
+	<-errs
+	lc := <-late
+	code, _ = readClose(t, c)
+	testutil.Equal(t, code, websocket.StatusNormalClosure)
+	err := lc.Detach(context.Background(), fn)
+	testutil.Check(t, err != nil, "Detach after the handler returned did not fail")
+}
+
+// TestDetachedIdleWaitsShallow pins assumption 12 of coder.go: between
+// messages, a detached connection's reader waits outside
+// coder/websocket's read chain, also after control frames came (the
+// peer's pings, answered), which needs coder/websocket to return a read
+// error at a frame boundary without closing the connection. If it
+// closed, the echo after the pings would fail; if wsroute waited inside
+// coder/websocket, the reader would be parked in readLoop. It is not
+// parallel: it reads every goroutine's stack.
+func TestDetachedIdleWaitsShallow(t *testing.T) {
+	srv := serve(t, nil, "/ws", modeDetached.handle(echoMessage, nil))
+	c := dial(t, srv, "/ws", nil)
+	ctx := testutil.Ctx(t)
+	reads := make(chan string)
+	go func() {
+		defer close(reads)
+		for {
+			_, msg, err := c.Read(ctx) // answers the server's pings too
+			if err != nil {
+				return
+			}
+			reads <- string(msg)
+		}
+	}()
+	for i := range 3 {
+		testutil.NoErr(t, c.Ping(ctx)) // the server's reader answers it
+		testutil.NoErr(t, c.Write(ctx, websocket.MessageText, []byte(fmt.Sprint(i))))
+		testutil.Equal(t, <-reads, fmt.Sprint("Echo: ", i))
+		testutil.NoErr(t, c.Ping(ctx))
+		testutil.Eventually(t, func() bool {
+			shallow, deep := detachedReaders()
+			return shallow == 1 && deep == 0
+		}, "the detached reader is not waiting in guardedConn.wait after a ping:\n%s", allStacks())
+	}
+	c.Close(websocket.StatusNormalClosure, "")
+}
+
+// detachedReaders counts the detached readers waiting for the peer in
+// wsroute's shallow wait, and those waiting inside coder/websocket.
+func detachedReaders() (shallow, deep int) {
+	for g := range strings.SplitSeq(allStacks(), "\n\n") {
+		if !strings.Contains(g, "wsroute.(*Conn).readDetached") {
+			continue
+		}
+		switch {
+		case strings.Contains(g, "websocket.(*Conn).readLoop"):
+			deep++
+		case strings.Contains(g, "wsroute.(*guardedConn).wait"):
+			shallow++
+		}
+	}
+	return shallow, deep
+}
+
+func allStacks() string {
+	buf := make([]byte, 1<<20)
+	return string(buf[:runtime.Stack(buf, true)])
+}
