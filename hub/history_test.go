@@ -48,6 +48,13 @@ type historyServer struct {
 
 func newHistoryServer(t testing.TB, h *hub.Hub, wopts *wsroute.Options) *historyServer {
 	t.Helper()
+	return newHistoryServerMode(t, h, wopts, modeHandler)
+}
+
+// newHistoryServerMode is newHistoryServer with its members held as mode
+// says.
+func newHistoryServerMode(t testing.TB, h *hub.Hub, wopts *wsroute.Options, mode serveMode) *historyServer {
+	t.Helper()
 	hs := &historyServer{hub: h}
 	if wopts == nil {
 		wopts = &wsroute.Options{}
@@ -68,11 +75,7 @@ func newHistoryServer(t testing.TB, h *hub.Hub, wopts *wsroute.Options) *history
 		hs.mu.Lock()
 		hs.recs = append(hs.recs, rec)
 		hs.mu.Unlock()
-		for {
-			if _, err := c.ReceiveText(ctx); err != nil {
-				return err
-			}
-		}
+		return mode.serve(ctx, c, func(context.Context, string) error { return nil })
 	}))
 	hs.Server = httptest.NewServer(mux)
 	t.Cleanup(func() {
@@ -193,8 +196,17 @@ func TestPublishAndHistory(t *testing.T) {
 // received of it.
 func TestJoinFromRecovers(t *testing.T) {
 	t.Parallel()
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			testJoinFromRecovers(t, mode)
+		})
+	}
+}
+
+func testJoinFromRecovers(t *testing.T, mode serveMode) {
 	h := hub.New(&hub.Options{History: hub.History{Size: 100}, Stamp: stampPos})
-	hs := newHistoryServer(t, h, nil)
+	hs := newHistoryServerMode(t, h, nil, mode)
 	live, _ := hs.dial(t, "r", hub.Position{})
 	pos := publishN(t, h, "r", 1, 10)
 	var liveMsgs []string

@@ -149,60 +149,66 @@ func TestSendTo(t *testing.T) {
 // disconnected (default) or loses messages (drop policies), as counted.
 func TestSlowConsumer(t *testing.T) {
 	t.Parallel()
-	for _, policy := range []hub.Policy{hub.Disconnect, hub.DropNewest, hub.DropOldest} {
-		t.Run(policy.String(), func(t *testing.T) {
-			t.Parallel()
-			const n = 2000
-			rs := newRoomServer(t, &hub.Options{QueueMessages: 16, SlowConsumer: policy},
-				&wsroute.Options{WriteTimeout: 30 * time.Second})
-			good := rs.dial(t, "r")
-			// The slow member: handshake done, then never reads, so its
-			// socket buffers fill and its writer stalls.
-			slow := rawMember(t, rs, "r")
-			defer slow.Close()
-			rs.joined(t, "r", 2)
+	for _, mode := range modes {
+		for _, policy := range []hub.Policy{hub.Disconnect, hub.DropNewest, hub.DropOldest} {
+			t.Run(string(mode)+"/"+policy.String(), func(t *testing.T) {
+				t.Parallel()
+				testSlowConsumer(t, mode, policy)
+			})
+		}
+	}
+}
 
-			// The good member reads; the broadcaster keeps at most a
-			// window of 8 messages ahead of it, as a chat room's pace
-			// would, while the slow member falls behind without bound.
-			var received atomic.Int64
-			got := make(chan error, 1)
-			go func() {
-				for i := range n {
-					_, b, err := good.Read(context.Background())
-					if err != nil {
-						got <- err
-						return
-					}
-					if want := fmt.Sprintf("m%05d %s", i, strings.Repeat("x", 2000)); string(b) != want {
-						got <- fmt.Errorf("message %d: got %.10q", i, b)
-						return
-					}
-					received.Add(1)
-				}
-				got <- nil
-			}()
-			var slowest time.Duration
-			for i := range n {
-				for int64(i)-received.Load() > 8 {
-					time.Sleep(50 * time.Microsecond)
-				}
-				start := time.Now()
-				testutil.NoErr(t, rs.hub.BroadcastText(context.Background(), "r", fmt.Sprintf("m%05d %s", i, strings.Repeat("x", 2000))))
-				slowest = max(slowest, time.Since(start))
+func testSlowConsumer(t *testing.T, mode serveMode, policy hub.Policy) {
+	const n = 2000
+	rs := newRoomServerMode(t, &hub.Options{QueueMessages: 16, SlowConsumer: policy},
+		&wsroute.Options{WriteTimeout: 30 * time.Second}, mode)
+	good := rs.dial(t, "r")
+	// The slow member: handshake done, then never reads, so its
+	// socket buffers fill and its writer stalls.
+	slow := rawMember(t, rs, "r")
+	defer slow.Close()
+	rs.joined(t, "r", 2)
+
+	// The good member reads; the broadcaster keeps at most a
+	// window of 8 messages ahead of it, as a chat room's pace
+	// would, while the slow member falls behind without bound.
+	var received atomic.Int64
+	got := make(chan error, 1)
+	go func() {
+		for i := range n {
+			_, b, err := good.Read(context.Background())
+			if err != nil {
+				got <- err
+				return
 			}
-			testutil.NoErr(t, <-got)
-			testutil.Check(t, slowest < time.Second, "a broadcast blocked for %v", slowest)
-			st := rs.hub.Stats()
-			switch policy {
-			case hub.Disconnect:
-				testutil.Eventually(t, func() bool { return rs.hub.Stats().SlowDisconnects == 1 }, "slow member not disconnected: %+v", rs.hub.Stats())
-				rs.joined(t, "r", 1)
-			default:
-				testutil.Check(t, st.Dropped > 0, "no drops counted: %+v", st)
-				testutil.Equal(t, st.SlowDisconnects, 0)
+			if want := fmt.Sprintf("m%05d %s", i, strings.Repeat("x", 2000)); string(b) != want {
+				got <- fmt.Errorf("message %d: got %.10q", i, b)
+				return
 			}
-		})
+			received.Add(1)
+		}
+		got <- nil
+	}()
+	var slowest time.Duration
+	for i := range n {
+		for int64(i)-received.Load() > 8 {
+			time.Sleep(50 * time.Microsecond)
+		}
+		start := time.Now()
+		testutil.NoErr(t, rs.hub.BroadcastText(context.Background(), "r", fmt.Sprintf("m%05d %s", i, strings.Repeat("x", 2000))))
+		slowest = max(slowest, time.Since(start))
+	}
+	testutil.NoErr(t, <-got)
+	testutil.Check(t, slowest < time.Second, "a broadcast blocked for %v", slowest)
+	st := rs.hub.Stats()
+	switch policy {
+	case hub.Disconnect:
+		testutil.Eventually(t, func() bool { return rs.hub.Stats().SlowDisconnects == 1 }, "slow member not disconnected: %+v", rs.hub.Stats())
+		rs.joined(t, "r", 1)
+	default:
+		testutil.Check(t, st.Dropped > 0, "no drops counted: %+v", st)
+		testutil.Equal(t, st.SlowDisconnects, 0)
 	}
 }
 
@@ -300,9 +306,18 @@ func TestManyMembersInOrder(t *testing.T) {
 
 func TestShutdownMidBroadcast(t *testing.T) {
 	t.Parallel()
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			testShutdownMidBroadcast(t, mode)
+		})
+	}
+}
+
+func testShutdownMidBroadcast(t *testing.T, mode serveMode) {
 	// Broadcasting in a tight loop outruns any reader; dropping keeps
 	// every member connected until the shutdown tells them 1001.
-	rs := newRoomServer(t, &hub.Options{SlowConsumer: hub.DropNewest}, nil)
+	rs := newRoomServerMode(t, &hub.Options{SlowConsumer: hub.DropNewest}, nil, mode)
 	const n = 20
 	clients := make([]*websocket.Conn, n)
 	for i := range clients {

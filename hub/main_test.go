@@ -33,7 +33,48 @@ type roomServer struct {
 	writes  atomic.Int64 // socket writes on accepted connections
 }
 
+// serveMode is how a member's connection is held after it joined: by
+// its handler in a Receive loop, or by wsroute after Conn.Detach. The
+// tests that take a mode must see the same in both.
+type serveMode string
+
+const (
+	modeHandler  serveMode = "handler"
+	modeDetached serveMode = "detached"
+)
+
+var modes = []serveMode{modeHandler, modeDetached}
+
+// serve hands every text message of c to fn, as m holds connections; a
+// binary message ends it with 1003.
+func (m serveMode) serve(ctx context.Context, c *wsroute.Conn, fn func(ctx context.Context, text string) error) error {
+	onMessage := func(ctx context.Context, c *wsroute.Conn, msg wsroute.Message) error {
+		if msg.Type != wsroute.MessageText {
+			return wsroute.ErrWrongMessageType
+		}
+		return fn(ctx, msg.Text())
+	}
+	if m == modeDetached {
+		return c.Detach(ctx, onMessage)
+	}
+	for msg, err := range c.Messages(ctx) {
+		if err != nil {
+			return err
+		}
+		if err := onMessage(ctx, c, msg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func newRoomServer(t testing.TB, hopts *hub.Options, wopts *wsroute.Options) *roomServer {
+	t.Helper()
+	return newRoomServerMode(t, hopts, wopts, modeHandler)
+}
+
+// newRoomServerMode is newRoomServer with its members held as mode says.
+func newRoomServerMode(t testing.TB, hopts *hub.Options, wopts *wsroute.Options, mode serveMode) *roomServer {
 	t.Helper()
 	rs := &roomServer{hub: hub.New(hopts), tracker: wsroute.NewTracker()}
 	if wopts == nil {
@@ -48,15 +89,9 @@ func newRoomServer(t testing.TB, hopts *hub.Options, wopts *wsroute.Options) *ro
 		if err := rs.hub.Join(c, c.Param("room")); err != nil {
 			return err
 		}
-		for {
-			msg, err := c.ReceiveText(ctx)
-			if err != nil {
-				return err
-			}
-			if err := rs.hub.BroadcastText(ctx, c.Param("room"), msg, hub.Except(c)); err != nil {
-				return err
-			}
-		}
+		return mode.serve(ctx, c, func(ctx context.Context, msg string) error {
+			return rs.hub.BroadcastText(ctx, c.Param("room"), msg, hub.Except(c))
+		})
 	}))
 	rs.Server = httptest.NewUnstartedServer(mux)
 	rs.Server.Listener = &countingListener{Listener: rs.Server.Listener, writes: &rs.writes}
