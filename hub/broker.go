@@ -46,7 +46,10 @@ type Broker interface {
 	// reaches every other node with members in the room as an Envelope
 	// with Presence set (Origin: the node that changed), and every node
 	// delivers a leave for each member it sees expire, so that presence
-	// lists kept from events agree with Members. Like Subscribe, AddMember and
+	// lists kept from events agree with Members. A change of another
+	// instance under this node's own name (its predecessor, when a node
+	// restarts under the same name) is delivered with an empty Origin:
+	// the Hub ignores presence events whose Origin is its own node. Like Subscribe, AddMember and
 	// RemoveMember are called with the Hub's lock held, in order (a
 	// connection's leave never overtakes its join), so they must not
 	// block: record the change and write it from the broker's goroutine.

@@ -243,7 +243,8 @@ func (s *suite) testOrder(t *testing.T) {
 
 // The members of a node that stopped without saying so disappear from
 // the other nodes' presence within ExpiryBound, and the nodes with
-// members in the room hear them leave.
+// members in the room hear them leave, a node restarted under the same
+// name too.
 func (s *suite) testExpiry(t *testing.T) {
 	if s.cfg.isolate == nil {
 		t.Skip("needs brokertest.WithIsolate to stop a node without telling its broker")
@@ -265,21 +266,39 @@ func (s *suite) testExpiry(t *testing.T) {
 
 	s.cfg.isolate(t, a.b) // never restored: A crashed
 	crashed := time.Now()
+	// A comes back at once under the same name, with a new member.
+	a2 := open(t, s.newBroker(t), "A")
+	a2.b.Subscribe("room")
+	testutil.NoErr(t, a2.b.AddMember(ctx, "room", hub.Member{ConnID: "a3", Node: "A"}))
+	// Its member lists the room, as the demo's page does on joining:
+	// the restarted A now knows its predecessor's members too.
+	testutil.Eventually(t, func() bool {
+		ms, _ := a2.b.Members(ctx, "room")
+		got = members(ms)
+		return strings.Contains(got, "a1@A")
+	}, "the restarted A lists %q, without its predecessor's members", got)
 	testutil.EventuallyWithin(t, ExpiryBound+slack, func() bool {
 		ms, _ := b.b.Members(ctx, "room")
 		got = members(ms)
-		return got == "b1@B"
-	}, "B still lists %q %v after A crashed; members of a dead node must expire within %v", got, ExpiryBound+slack, ExpiryBound)
+		return got == "a3@A,b1@B"
+	}, "B lists %q %v after A crashed; members of a dead node must expire within %v", got, ExpiryBound+slack, ExpiryBound)
 	t.Logf("A's members expired on B %v after A was cut off", time.Since(crashed).Round(10*time.Millisecond))
-	testutil.Eventually(t, func() bool {
-		left := map[string]bool{}
-		for _, e := range b.in.events("room") {
-			if !e.Presence.Joined {
-				left[e.Presence.Member.ConnID] = true
+	// Every node with members in the room hears each expired member
+	// leave, the restarted A too: there, the Origin of its
+	// predecessor's changes is not its own name (the hub would take
+	// them for echoes of its own and drop them), but "".
+	for _, n := range []*node{b, a2} {
+		testutil.Eventually(t, func() bool {
+			left := map[string]bool{}
+			for _, e := range n.in.events("room") {
+				if !e.Presence.Joined && e.Origin != n.name {
+					left[e.Presence.Member.ConnID] = true
+				}
 			}
-		}
-		return left["a1"] && left["a2"]
-	}, "B did not deliver a leave for each expired member: %+v", b.in.events("room"))
+			return left["a1"] && left["a2"]
+		}, "node %s did not deliver a leave, with an Origin other than its own name, for each expired member: %+v",
+			n.name, n.in.events("room"))
+	}
 }
 
 // members renders a presence list as sorted "conn@node" items.

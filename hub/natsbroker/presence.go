@@ -571,11 +571,18 @@ func (b *Broker) replace(snap map[string]entry) {
 }
 
 // event returns the presence event of e, or nil for this node's own.
+// The Origin of a change of this node's predecessor (the same name,
+// before a restart) is "", so that the hub does not take it for the
+// echo of one of its own.
 func (b *Broker) event(e entry, joined bool) *hub.Envelope {
 	if e.inst == b.inst {
 		return nil
 	}
-	return &hub.Envelope{Origin: e.m.Node, Room: e.room, Presence: &hub.PresenceEvent{Joined: joined, Member: e.m}}
+	origin := e.m.Node
+	if origin == b.node {
+		origin = ""
+	}
+	return &hub.Envelope{Origin: origin, Room: e.room, Presence: &hub.PresenceEvent{Joined: joined, Member: e.m}}
 }
 
 func (b *Broker) emit(ev *hub.Envelope) {

@@ -213,7 +213,7 @@ func (b *Broker) expireDead() error {
 	for room, rm := range b.view.rooms {
 		for conn, vm := range rm {
 			if dead[vm.inst] {
-				gone = append(gone, hub.Envelope{Origin: vm.m.Node, Room: room,
+				gone = append(gone, hub.Envelope{Origin: b.originOf(vm.m), Room: room,
 					Presence: &hub.PresenceEvent{Member: vm.m}})
 				b.view.remove(room, conn)
 			}
@@ -304,12 +304,12 @@ func (b *Broker) resync() error {
 		for conn, vm := range b.view.rooms[room] {
 			if _, ok := now[room][conn]; !ok {
 				b.view.remove(room, conn)
-				news = append(news, hub.Envelope{Origin: vm.m.Node, Room: room, Presence: &hub.PresenceEvent{Member: vm.m}})
+				news = append(news, hub.Envelope{Origin: b.originOf(vm.m), Room: room, Presence: &hub.PresenceEvent{Member: vm.m}})
 			}
 		}
 		for _, vm := range now[room] {
 			if b.view.add(room, vm.inst, vm.m) {
-				news = append(news, hub.Envelope{Origin: vm.m.Node, Room: room, Presence: &hub.PresenceEvent{Joined: true, Member: vm.m}})
+				news = append(news, hub.Envelope{Origin: b.originOf(vm.m), Room: room, Presence: &hub.PresenceEvent{Joined: true, Member: vm.m}})
 			}
 		}
 	}
@@ -329,4 +329,15 @@ func (b *Broker) reannounceLocked() {
 			b.queueEventLocked(room, m, true, true)
 		}
 	}
+}
+
+// originOf is the Origin of a presence event about m, a member of
+// another instance: its node, or "" when that node has this node's name
+// (this node's predecessor, before a restart), so that the hub does not
+// take the change for the echo of one of its own.
+func (b *Broker) originOf(m hub.Member) string {
+	if m.Node == b.node {
+		return ""
+	}
+	return m.Node
 }
