@@ -47,11 +47,24 @@ func echo(ctx context.Context, c *wsroute.Conn) error {
 	}
 }
 
+// echoDetached is echo on a detached connection (wsroute.Conn.Detach):
+// the handler returns, and wsroute's own reader hands each message over.
+func echoDetached(ctx context.Context, c *wsroute.Conn) error {
+	if err := c.Accept(ctx); err != nil {
+		return err
+	}
+	return c.Detach(ctx, func(ctx context.Context, c *wsroute.Conn, m wsroute.Message) error {
+		return c.Send(ctx, m.Type, m.Data)
+	})
+}
+
 // variant is one configuration of the server and the client's offer.
 type variant struct {
-	name  string
-	opts  wsroute.Options
-	offer string // the client's Sec-WebSocket-Extensions
+	name string
+	opts wsroute.Options
+	// detached: the endpoint is echoDetached instead of echo.
+	detached bool
+	offer    string // the client's Sec-WebSocket-Extensions
 	// deflate: permessage-deflate is negotiated, so RSV1 on a data frame
 	// is legal and the compressed cases (12.x, 13.x) run.
 	deflate bool
@@ -79,6 +92,17 @@ var variants = []variant{
 		opts:    wsroute.Options{Compression: wsroute.CompressionNoContextTakeover},
 		offer:   offerDefault,
 		deflate: true,
+	},
+	// The same protocol from a detached connection, whose frames are
+	// read by wsroute's own reader between messages.
+	{name: "plain-detached", opts: wsroute.Options{}, framing: true, detached: true},
+	{
+		name:     "deflate-detached",
+		opts:     wsroute.Options{Compression: wsroute.CompressionContextTakeover, CompressionThreshold: 1},
+		offer:    offerDefault,
+		deflate:  true,
+		framing:  true,
+		detached: true,
 	},
 }
 
@@ -109,9 +133,13 @@ func serve(t *testing.T, v variant) string {
 	opts.Logger = slog.New(slog.DiscardHandler)
 	limited := opts
 	limited.ReadLimit = 0
+	h := echo
+	if v.detached {
+		h = echoDetached
+	}
 	mux := http.NewServeMux()
-	mux.Handle(pathEcho, opts.Handle(echo))
-	mux.Handle(pathLimited, limited.Handle(echo))
+	mux.Handle(pathEcho, opts.Handle(h))
+	mux.Handle(pathLimited, limited.Handle(h))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")
