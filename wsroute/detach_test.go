@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -523,4 +524,32 @@ func detachedReaders() (shallow, deep int) {
 func allStacks() string {
 	buf := make([]byte, 1<<20)
 	return string(buf[:runtime.Stack(buf, true)])
+}
+
+// BenchmarkEchoModes is a round trip of 64 bytes through a handler's
+// Receive loop and through a detached connection: the cost of Detach on
+// a connection that talks.
+func BenchmarkEchoModes(b *testing.B) {
+	for _, mode := range modes {
+		b.Run(string(mode), func(b *testing.B) {
+			srv := httptest.NewServer(wsroute.Handle(mode.handle(func(ctx context.Context, c *wsroute.Conn, m wsroute.Message) error {
+				return c.Send(ctx, m.Type, m.Data)
+			}, nil)))
+			b.Cleanup(srv.Close)
+			c := dial(b, srv, "/", nil)
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if err := c.Write(ctx, websocket.MessageBinary, payload); err != nil {
+					b.Fatal(err)
+				}
+				if _, _, err := c.Read(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			c.Close(websocket.StatusNormalClosure, "")
+		})
+	}
 }
