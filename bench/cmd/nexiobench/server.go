@@ -55,7 +55,7 @@ func register(name, about string, build func() *impl) {
 }
 
 // implOrder is the order implementations appear in reports and in pass 1.
-var implOrder = []string{"nexio", "coder", "coderhub", "gorilla", "melody", "gws", "gws-go", "centrifuge"}
+var implOrder = []string{"nexio", "nexio-detach", "coder", "coderhub", "gorilla", "melody", "gws", "gws-go", "centrifuge"}
 
 func implNames() []string {
 	var names []string
