@@ -26,8 +26,10 @@ func init() {
 // measurement, the terminal stays quiet.
 func newNexio() *impl {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	opts := &wsroute.Options{Logger: logger}
-	h := hub.New(nil)
+	// benchPongTimeout and nexioHubOptions are the defaults (0, nil)
+	// except in idle100k (idle100k.go).
+	opts := &wsroute.Options{Logger: logger, PongTimeout: benchPongTimeout}
+	h := hub.New(nexioHubOptions())
 	// Logger first, as wsmw recommends, so it sees every refusal; the
 	// MaxConns caps are far above what any workload opens.
 	chain := wsmw.Chain(

@@ -38,6 +38,10 @@ func main() {
 		err = stormMain(os.Args[2:])
 	case "storm-node":
 		err = stormNodeMain(os.Args[2:])
+	case "idle100k":
+		err = idle100kMain(os.Args[2:])
+	case "idle-client":
+		err = idleClientMain(os.Args[2:])
 	case "impls":
 		for _, name := range implNames() {
 			fmt.Println(name)
@@ -60,6 +64,8 @@ func usage() {
   report -in results.txt -md docs/benchmarks.md -svg docs/benchmarks-fanout.svg
   storm  -impl nexio|centrifuge -engine memory|redis [-members 5000 -msgs 10000]
                                             the reconnect storm (storm.go)
+  idle100k -redis ADDR [-members 100000 -procs 8]
+                                            idle members over several processes on one Redis (idle100k.go)
   impls                                     list the implementations compiled in`)
 }
 

@@ -167,6 +167,9 @@ func serverMain(args []string) error {
 	addr := fs.String("addr", "127.0.0.1:0", "loopback address to listen on (port 0 picks one)")
 	maxLife := fs.Duration("maxlife", 15*time.Minute, "exit by itself after this long, whatever happens")
 	withPprof := fs.Bool("pprof", false, "also serve net/http/pprof under /debug/pprof/ (to profile one implementation by hand)")
+	fs.StringVar(&benchRedis.addr, "redis", "", "nexio: put the hub on hub/redisbroker at this Redis address (idle100k)")
+	fs.StringVar(&benchRedis.prefix, "prefix", "nexiobench", "nexio with -redis: the broker's key prefix")
+	fs.DurationVar(&benchPongTimeout, "pongtimeout", 0, "nexio: wsroute.Options.PongTimeout (0: its default; idle100k)")
 	_ = fs.Parse(args)
 
 	build, ok := registry[*name]
