@@ -135,7 +135,16 @@ var errIdle = errors.New("wsroute: no frame has begun to arrive")
 // frame, with nothing left to hand on: coder/websocket, asking for more,
 // has consumed it all and waits for the start of the next frame.
 func (g *guardedConn) atBoundary() bool {
-	return g.state == guardScanning && g.nh == 0 && g.skip == 0 && len(g.pre) == 0 && g.preErr == nil
+	return g.state == guardScanning && g.nh == 0 && g.skip == 0 && !g.pending()
+}
+
+// pending reports whether g holds bytes (or an error) read from the
+// socket that Read has not handed on yet. Every buffer between the
+// socket and Read must be counted here: a detached connection would
+// otherwise wait for the peer with a message already read (wait; test:
+// TestModesMessagesInOneWrite).
+func (g *guardedConn) pending() bool {
+	return len(g.pre) > 0 || g.preErr != nil
 }
 
 // setIdle sets idle.

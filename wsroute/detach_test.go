@@ -553,3 +553,43 @@ func BenchmarkEchoModes(b *testing.B) {
 		})
 	}
 }
+
+// TestModesMessagesInOneWrite: messages, pings and a large message that
+// arrive in one segment are all handled, in order, without waiting for
+// more from the peer: the detached reader waits only when nothing read
+// is pending (guardedConn.pending).
+func TestModesMessagesInOneWrite(t *testing.T) {
+	t.Parallel()
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			srv := serve(t, nil, "/ws", mode.handle(echoMessage, nil))
+			nc := rawDial(t, srv, "/ws", nil)
+			defer nc.Close()
+			var burst []byte
+			var want []string
+			for i := range 20 {
+				msg := fmt.Sprint(i)
+				if i == 10 {
+					msg = strings.Repeat("x", 10000)
+				}
+				burst = append(burst, frame(true, 0, 0x9, []byte("p"), false)...)
+				burst = append(burst, frame(true, 0, 0x1, []byte(msg), false)...)
+				want = append(want, "Echo: "+msg)
+			}
+			_, err := nc.Write(burst)
+			testutil.NoErr(t, err)
+			nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			br := nc.(*bufConn).br
+			for len(want) > 0 {
+				f, err := readWireFrame(br)
+				testutil.NoErr(t, err)
+				if f.opcode == 0xA {
+					continue
+				}
+				testutil.Equal(t, string(f.payload), want[0])
+				want = want[1:]
+			}
+		})
+	}
+}
