@@ -36,6 +36,12 @@
 // [Options.OnJoin] and [Options.OnLeave] report this node's changes as
 // they happen; [Options.OnPresence] reports every node's, with a Broker.
 //
+// A member need not keep its handler running: after Join (or
+// [Hub.JoinFrom]) the handler may hand the connection over with
+// [wsroute.Conn.Detach] and return. The member stays until the
+// connection ends, and an idle one then keeps no handler goroutine,
+// which is most of what it costs (the demo's /ws/rooms/{room}).
+//
 // # Delivery
 //
 // [Hub.Broadcast] copies the message once and enqueues it for each member:
