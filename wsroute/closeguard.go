@@ -35,6 +35,7 @@ type guardedConn struct {
 
 	pre   []byte        // bytes buffered by net/http before the hijack, read first
 	br    *bufio.Reader // coder/websocket's reader over g
+	sock  sockReader    // reads the socket, through a pooled buffer (readbuf.go)
 	held  []byte        // a close frame (and what came with it), held back
 	skip  int64         // payload bytes left of the current frame
 	hdr   [14]byte      // the header being read
@@ -61,14 +62,13 @@ const (
 )
 
 // takeBuffered moves the bytes br has read past the handshake request
-// into g, and points br at g, so that those bytes are scanned too.
-// coder/websocket reads whatever br still holds without going through
-// the connection.
+// into g, so that those bytes are scanned too; the caller then points br
+// at g. coder/websocket reads whatever br still holds without going
+// through the connection.
 func (g *guardedConn) takeBuffered(br *bufio.Reader) {
 	if n := br.Buffered(); n > 0 {
 		b, _ := br.Peek(n)
 		g.pre = bytes.Clone(b)
-		br.Reset(g)
 	}
 }
 
@@ -121,7 +121,7 @@ func (g *guardedConn) readSource(p []byte) (int, error) {
 		g.preErr = nil
 		return 0, err
 	}
-	return g.netConn.Read(p)
+	return g.sock.read(g.netConn.Conn, p)
 }
 
 // errIdle is what Read answers a detached connection's reader, between
@@ -142,9 +142,9 @@ func (g *guardedConn) atBoundary() bool {
 // socket that Read has not handed on yet. Every buffer between the
 // socket and Read must be counted here: a detached connection would
 // otherwise wait for the peer with a message already read (wait; test:
-// TestModesMessagesInOneWrite).
+// TestModesMessagesInOneWrite). sockReader's pooled buffer is one.
 func (g *guardedConn) pending() bool {
-	return len(g.pre) > 0 || g.preErr != nil
+	return len(g.pre) > 0 || g.preErr != nil || g.sock.pending()
 }
 
 // setIdle sets idle.
@@ -154,18 +154,25 @@ func (g *guardedConn) setIdle(idle bool) {
 	g.mu.Unlock()
 }
 
-// wakeRead is what wait reads at once: a control frame, or the start of
-// a message, whose rest coder/websocket reads.
+// wakeRead is what wait reads at once when the socket cannot be waited
+// on without a buffer: a control frame, or the start of a message, whose
+// rest coder/websocket reads.
 const wakeRead = 128
 
 // wait blocks until the peer sends something, unless coder/websocket
 // has bytes to read already. It is called with few frames below it, so
 // that the goroutine of an idle detached connection keeps its smallest
 // stack; what it reads, or the error it meets, is Read's next answer.
+// Where sockReader can wait with no buffer (readbuf.go), what comes
+// stays pending in its pooled buffer.
 func (g *guardedConn) wait() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if !g.atBoundary() || g.br.Buffered() > 0 {
+		return
+	}
+	if g.sock.rawReads() {
+		g.preErr = g.sock.wait(g.netConn.Conn)
 		return
 	}
 	p := make([]byte, wakeRead)

@@ -22,17 +22,17 @@ import (
 //
 // 2. brw.Writer is its write buffer. coder/websocket keeps the
 //    hijacked bufio.Writer as its own (accept.go:180) and writes every
-//    frame through it; Hijack resets that writer onto netConn after
+//    frame through it; Hijack points that writer at netConn after
 //    flushing the 101 response, so each byte passes netConn.Write.
 //    Checked: the frame check of assumption 3 sees every write. Test:
 //    TestControlFramesStayWholeUnderPingFlood.
 //
 // 3. Each control frame in one Write, starting at a frame boundary.
 //    writeFrame (write.go:~320-358) writes header and payload into the
-//    4 KiB buffer and flushes at the end of every final frame; a control
-//    frame is at most 2+125 bytes and always final, so with no extension
-//    negotiated (4) each Write coder/websocket makes is exactly one whole
-//    control frame. The direct data path interleaves its frames between
+//    write buffer (128 bytes in direct mode, 13) and flushes at the end
+//    of every final frame; a control frame is at most 2+125 bytes and
+//    always final, so with no extension negotiated (4) each Write
+//    coder/websocket makes is exactly one whole control frame. The direct data path interleaves its frames between
 //    those writes, so a control frame split across two Write calls would
 //    corrupt the stream. Checked: netConn.writeControl parses each write
 //    (parseControlFrame) and refuses anything else with
@@ -114,6 +114,51 @@ import (
 //    counted itself (atBoundary), and readNext passes on any other error
 //    as a failed read. Test: TestDetachedIdleWaitsShallow (an echo after
 //    the peer's pings, with the reader found in guardedConn.wait).
+//
+// 13. The hijacked reader and writer are plain streams of any size.
+//    A server Conn keeps brw.Reader (after Reset, which keeps its
+//    buffer) and brw.Writer (accept.go:167-181); it reads through the
+//    reader only with ReadByte and io.ReadFull (frame.go:55-100,
+//    read.go:267-283, close.go:209-222), writes each frame into the
+//    writer and flushes it when the frame is final (write.go:343-356,
+//    379), never asks their size, and puts them in its pools only for a
+//    client (read.go:158-161, write.go:267-270). So Hijack hands it
+//    small ones (readbuf.go): in direct mode a writer of writerBufSize
+//    (128) bytes, which holds the longest control frame (127) so that
+//    it still leaves in one Write (3); and a reader of readerBufSize
+//    (16) over sockReader, which reads the socket in 4 KiB pieces.
+//    net/http's conn points at brw's reader and writer until the handler
+//    returns, so Hijack replaces what they hold rather than returning
+//    new ones: that frees net/http's two 4 KiB buffers (the caller owns
+//    them after Hijack, http.Hijacker says). Tests:
+//    TestControlFramesFitTheSmallWriter (a 125-byte ping's pong and a
+//    123-byte close reason come back whole; a writer too small splits
+//    them and the check of 3 ends the connection),
+//    TestPooledReadBufferReadsEveryFraming.
+//
+// 14. The extension header is set before Hijack. Accept sets
+//    Sec-WebSocket-Extensions (accept.go:146-149) before it hijacks
+//    (accept.go:157), so Hijack knows from the response headers, as
+//    directMode does after Accept (4), whether coder/websocket writes
+//    data frames and keeps its 4 KiB writer (deflate) or writes only
+//    control frames. Test: TestDirectModeFollowsDeflate (the writer
+//    chosen at Hijack agrees with the mode chosen after Accept).
+//
+// 15. One reader at a time, and an idle reader holds no bytes. Every
+//    read of the connection is made under coder/websocket's read lock
+//    (read.go:372-376, 436-440, close.go:202-206), and on a detached
+//    connection under guardedConn.mu too, which its wait also holds, so
+//    sockReader needs no lock of its own. Between messages
+//    coder/websocket waits in a read of the next frame header with every
+//    byte before it consumed (a detached connection, in sockReader.wait),
+//    so the pooled buffer is back in the pool while a connection is
+//    idle; atBoundary counts bytes sockReader holds as not consumed. On
+//    Unix the wait is RawConn.Read, which honours the read deadline that
+//    wsroute's Conn.close sets to end coder/websocket's close wait, and
+//    reports a closed socket as net.ErrClosed, as Read does. Tests:
+//    TestPooledReadBufferReadsEveryFraming (no buffer held after the
+//    last message), TestSockReaderReadsAndFailsAsTheSocket, the detached
+//    tests (detach_test.go).
 
 // Control frame opcodes (RFC 6455, section 5.5), and the continuation
 // opcode of fragmented data messages.

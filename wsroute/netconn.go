@@ -86,8 +86,6 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if w.own101 {
 		writeSwitchingProtocols(brw.Writer, w.Header())
 	}
-	// The response is flushed before the writer is handed on, so it is
-	// empty; pointing it at nc reuses its buffer instead of adding one.
 	g := &guardedConn{netConn: netConn{Conn: c, writeTimeout: w.writeTimeout, onClose: w.onClose, conn: w.conn}}
 	nc := &g.netConn
 	if brw.Writer.Buffered() > 0 {
@@ -98,8 +96,23 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			nc.Close()
 		}
 	}
-	brw.Writer.Reset(nc)
+	// The response is flushed, so the writer is empty. net/http's conn
+	// points at brw's reader and writer for as long as the handler runs:
+	// their contents are replaced, rather than new ones returned, so
+	// that its 4 KiB buffers are freed (readbuf.go; coder.go, 13-15).
+	if directMode(w.Header()) {
+		*brw.Writer = *bufio.NewWriterSize(nc, writerBufSize)
+		nc.smallWriter = true
+	} else {
+		brw.Writer.Reset(nc)
+	}
 	g.takeBuffered(brw.Reader)
+	g.sock.setSocket(c)
+	if g.sock.smallReader(c) {
+		*brw.Reader = *bufio.NewReaderSize(g, readerBufSize)
+	} else {
+		brw.Reader.Reset(g)
+	}
 	g.br = brw.Reader
 	w.nc, w.guard = nc, g
 	// coder/websocket reads through g, which vets the peer's close frame.
@@ -195,6 +208,10 @@ type netConn struct {
 	// then written by writeMessages, and coder/websocket only writes
 	// control frames, each complete in one Write (checked: coder.go).
 	direct bool
+	// smallWriter: Hijack gave coder/websocket a writer of
+	// writerBufSize bytes, having seen no extension in the response
+	// (assumption 14). It must agree with direct.
+	smallWriter bool
 }
 
 const (

@@ -301,10 +301,11 @@ func isTimeout(err error) bool {
 	return ok && ne.Timeout()
 }
 
-// TestDirectModeFollowsDeflate pins assumption 4: the response carries
-// Sec-WebSocket-Extensions exactly when permessage-deflate was agreed,
-// and only then do data frames come compressed (RSV1) from
-// coder/websocket; otherwise wsroute writes them plain.
+// TestDirectModeFollowsDeflate pins assumptions 4 and 14: the response
+// carries Sec-WebSocket-Extensions exactly when permessage-deflate was
+// agreed, and only then do data frames come compressed (RSV1) from
+// coder/websocket; otherwise wsroute writes them plain, and Hijack,
+// which saw the header first, gave coder/websocket a small writer.
 func TestDirectModeFollowsDeflate(t *testing.T) {
 	t.Parallel()
 	testCases := []struct {
@@ -323,10 +324,13 @@ func TestDirectModeFollowsDeflate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			big := strings.Repeat("compress me ", 1000)
+			buffers := make(chan [3]bool, 1)
 			srv := serve(t, &wsroute.Options{Compression: tc.server}, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
 				if err := c.Accept(ctx); err != nil {
 					return err
 				}
+				small, direct, pooled := wsroute.HijackBuffers(c)
+				buffers <- [3]bool{small, direct, pooled}
 				if err := c.SendText(ctx, big); err != nil {
 					return err
 				}
@@ -348,6 +352,13 @@ func TestDirectModeFollowsDeflate(t *testing.T) {
 			if !tc.compressed {
 				testutil.Equal(t, string(f.payload), big)
 			}
+			// Assumption 14: the writer Hijack chose from the response
+			// headers matches the mode chosen after Accept; and any
+			// TCP connection is read through a pooled buffer (15).
+			b := <-buffers
+			testutil.Check(t, b[0] == b[1], "Hijack gave coder/websocket a small writer: %v, but direct mode is %v", b[0], b[1])
+			testutil.Equal(t, b[1], !tc.compressed)
+			testutil.Check(t, b[2], "a TCP connection is not read through a pooled buffer")
 		})
 	}
 }

@@ -1,0 +1,15 @@
+package wsroute
+
+// HijackBuffers reports, for the tests of readbuf.go, what Hijack gave
+// coder/websocket on c: a writer of writerBufSize bytes, whether wsroute
+// writes data frames itself, and whether the socket is read through a
+// pooled buffer. Call it from c's handler after Accept.
+func HijackBuffers(c *Conn) (smallWriter, direct, pooledReads bool) {
+	return c.nc.smallWriter, c.nc.direct, c.guard.sock.rawReads()
+}
+
+// ReadBufferHeld reports whether c holds a pooled read buffer. Call it
+// from the goroutine that receives, between receives.
+func ReadBufferHeld(c *Conn) bool {
+	return c.guard.sock.pending()
+}

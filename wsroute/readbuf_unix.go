@@ -1,0 +1,51 @@
+//go:build unix
+
+package wsroute
+
+import (
+	"io"
+	"os"
+	"syscall"
+)
+
+// rawReadable: sockReader reads the descriptor itself on this system.
+const rawReadable = true
+
+// rawFill is called by the runtime's poller, through RawConn.Read, each
+// time the socket may be readable. It borrows a pooled buffer only for
+// the read system call itself: when nothing has come (EAGAIN) the buffer
+// goes back before the poller waits, so a connection waiting for its
+// peer holds none. It returns false to wait, true when done.
+func (s *sockReader) rawFill(fd uintptr) bool {
+	dst := s.dst
+	var b *[readBufSize]byte
+	if len(dst) < readBufSize {
+		b = readBufPool.Get().(*[readBufSize]byte)
+		dst = b[:]
+	} else if len(dst) > maxRawRead {
+		dst = dst[:maxRawRead]
+	}
+	for {
+		n, err := syscall.Read(int(fd), dst)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			if b != nil {
+				readBufPool.Put(b)
+			}
+			return false
+		case err != nil:
+			s.err = os.NewSyscallError("read", err)
+		case n == 0:
+			s.err = io.EOF
+		default:
+			s.n = n
+			s.buf, b = b, nil // nil when read into dst itself
+		}
+		if b != nil {
+			readBufPool.Put(b)
+		}
+		return true
+	}
+}
