@@ -28,14 +28,18 @@ func (s *sockReader) rawFill(fd uintptr) bool {
 	for {
 		n, err := syscall.Read(int(fd), dst)
 		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			if b != nil {
-				readBufPool.Put(b)
-			}
-			return false
 		case err != nil:
+			// A type assertion, not a comparison of interfaces: this
+			// runs on every read.
+			switch errno, _ := err.(syscall.Errno); errno {
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+				if b != nil {
+					readBufPool.Put(b)
+				}
+				return false
+			}
 			s.err = os.NewSyscallError("read", err)
 		case n == 0:
 			s.err = io.EOF
