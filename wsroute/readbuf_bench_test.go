@@ -6,7 +6,12 @@ import (
 	"net"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/nexio-go/nexio/internal/testutil"
+
+	"github.com/coder/websocket"
 )
 
 // BenchmarkIdleConn measures what an accepted connection whose handler
@@ -93,3 +98,60 @@ func bareDial(addr string) (net.Conn, error) {
 type errNot101 []byte
 
 func (e errNot101) Error() string { return "no 101 response: " + string(e) }
+
+// BenchmarkEchoRoundTrip: 16 clients each send a 64-byte message and
+// wait for its echo, through wsroute next to raw coder/websocket, the
+// shape of bench/'s echo workload in one process. cpu-ns/op is the
+// process's CPU time per round trip (clients included), steadier than
+// wall time on a shared machine; the read path's buffers (readbuf.go)
+// must not raise it, nor allocs/op.
+func BenchmarkEchoRoundTrip(b *testing.B) {
+	const clients = 16
+	for _, raw := range []bool{false, true} {
+		name := "wsroute"
+		if raw {
+			name = "coder"
+		}
+		b.Run(name, func(b *testing.B) {
+			srv := benchServer(b, raw, func(ctx context.Context, send func([]byte) error, recv func() error) {
+				for recv() == nil && send(payload) == nil {
+				}
+			})
+			cs := make([]*websocket.Conn, clients)
+			for i := range cs {
+				cs[i] = dial(b, srv, "/", nil)
+			}
+			ctx := context.Background()
+			var wg sync.WaitGroup
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0 := testutil.CPUTime()
+			for i, c := range cs {
+				n := b.N / clients
+				if i < b.N%clients {
+					n++
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for range n {
+						if err := c.Write(ctx, websocket.MessageBinary, payload); err != nil {
+							b.Error(err)
+							return
+						}
+						if _, _, err := c.Read(ctx); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.ReportMetric(float64(testutil.CPUTime()-cpu0)/float64(b.N), "cpu-ns/op")
+			b.StopTimer()
+			for _, c := range cs {
+				c.Close(websocket.StatusNormalClosure, "")
+			}
+		})
+	}
+}
