@@ -117,10 +117,13 @@ fi
 	echo "nexio, centrifuge and Socket.IO recovering 5,000 members that missed 10,000 messages: [benchmarks-storm.md](benchmarks-storm.md) (\`bash bench/storm.sh\`, not part of \`make bench\`: it takes about 15 minutes)."
 } >>../docs/benchmarks.md
 # The 100,000-member run takes minutes and gigabytes: bench/idle100k.sh
-# runs it and keeps its section, included here as last measured.
-if [ -f results/idle100k.md ]; then
-	{ echo; cat results/idle100k.md; } >>../docs/benchmarks.md
-fi
+# runs it and keeps its section per implementation, included here as
+# last measured.
+for f in results/idle100k-nexio.md results/idle100k-nexio-detach.md; do
+	if [ -f "$f" ]; then
+		{ echo; cat "$f"; } >>../docs/benchmarks.md
+	fi
+done
 # The cost of the observability middleware (wsmw/wsmetrics, wsmw/wsotel),
 # appended to the same report.
 if obs=$(bash observability.sh); then

@@ -225,6 +225,7 @@ type doneEvent struct {
 
 func idle100kMain(args []string) error {
 	fs := flag.NewFlagSet("idle100k", flag.ExitOnError)
+	implName := fs.String("impl", "nexio", "nexio (members held by their handler) or nexio-detach (Conn.Detach)")
 	members := fs.Int("members", 100_000, "members in all")
 	procs := fs.Int("procs", 8, "server processes, and as many client processes")
 	redisAddr := fs.String("redis", "", "Redis address (loopback) the servers share")
@@ -239,6 +240,9 @@ func idle100kMain(args []string) error {
 	loadBefore := loadavg()
 	if err := requireLoopback(*redisAddr); err != nil {
 		return fmt.Errorf("-redis: %w", err)
+	}
+	if *implName != "nexio" && *implName != "nexio-detach" {
+		return fmt.Errorf("-impl %q: idle100k runs nexio or nexio-detach", *implName)
 	}
 	if *procs < 1 || *procs > 200 || *members < *procs {
 		return fmt.Errorf("-procs %d: want 1..200 and at most -members", *procs)
@@ -280,7 +284,7 @@ func idle100kMain(args []string) error {
 		}
 	}()
 	for i := range servers {
-		cmd := child(exec.Command(self, "server", "-impl", "nexio", "-addr", "127.0.0.1:0",
+		cmd := child(exec.Command(self, "server", "-impl", *implName, "-addr", "127.0.0.1:0",
 			"-redis", *redisAddr, "-prefix", *prefix, "-pongtimeout", "2m", "-maxlife", timeout.String()))
 		a, err := startListening(cmd)
 		if err != nil {
@@ -418,7 +422,7 @@ func idle100kMain(args []string) error {
 	n := float64(after.Members) // the ones still in
 	kib := func(a, b uint64) float64 { return (float64(a) - float64(b)) / n / 1024 }
 	r := idle100kResult{
-		members: *members, procs: *procs, connect: connectTime, lost: int(lost.Load()),
+		impl: *implName, members: *members, procs: *procs, connect: connectTime, lost: int(lost.Load()),
 		rssPer:        kib(after.RSSBytes, before.RSSBytes),
 		rssTotalPer:   float64(after.RSSBytes) / n / 1024,
 		heapPer:       kib(after.HeapBytes, before.HeapBytes),
@@ -493,6 +497,7 @@ func broadcast100k(addr string, procs, msgs int, duration time.Duration, events 
 }
 
 type idle100kResult struct {
+	impl                                                        string
 	members, procs, bcasts, sockets, lost                       int
 	connect                                                     time.Duration
 	rssPer, rssTotalPer, heapPer, stackPer, goroutinesPer       float64
@@ -502,11 +507,11 @@ type idle100kResult struct {
 }
 
 func (r idle100kResult) line() string {
-	return fmt.Sprintf("workload=idle100k members=%d procs=%d connect_ms=%d rss_kib_per_member=%.2f rss_total_kib_per_member=%.2f "+
+	return fmt.Sprintf("impl=%s workload=idle100k members=%d procs=%d connect_ms=%d rss_kib_per_member=%.2f rss_total_kib_per_member=%.2f "+
 		"heap_kib_per_member=%.2f stack_kib_per_member=%.2f goroutines_per_member=%.2f kernel_slab_kib_per_socket=%.2f "+
 		"socket_slab_objs_kib_per_socket=%.2f tcp_mem_kib_per_member=%.3f sockets=%d memavail_drop_kib_per_member=%.2f redis_kib_per_member=%.2f client_rss_kib_per_member=%.2f "+
 		"broadcasts=%d p50_us=%.0f p99_us=%.0f max_us=%.0f lost=%d ok=1",
-		r.members, r.procs, r.connect.Milliseconds(), r.rssPer, r.rssTotalPer, r.heapPer, r.stackPer, r.goroutinesPer,
+		r.impl, r.members, r.procs, r.connect.Milliseconds(), r.rssPer, r.rssTotalPer, r.heapPer, r.stackPer, r.goroutinesPer,
 		r.slabPerSocket, r.objsPerSocket, r.tcpMemPer, r.sockets, r.availPer, r.redisPer, r.clientPer, r.bcasts, r.p50, r.p99, r.max, r.lost)
 }
 
@@ -517,9 +522,13 @@ func (r idle100kResult) markdown(command, loadBefore, loadAfter string) string {
 	var b bytes.Buffer
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	row := func(what, v string) { p("| %s | %s |\n", what, v) }
-	p("## %s idle members: %d nexio processes on one Redis\n\n", group(r.members), r.procs)
+	held := "each member held by its handler as in the idle workload above"
+	if r.impl == "nexio-detach" {
+		held = "each member detached with `Conn.Detach`, as `nexio-detach`"
+	}
+	p("## %s idle members: %d %s processes on one Redis\n\n", group(r.members), r.procs, r.impl)
 	p("nexio as it is deployed at that size: %d server processes (`wsroute` + the `wsmw` chain + `hub` on `hub/redisbroker`, ", r.procs)
-	p("each member held by its handler as in the idle workload above), one Redis with presence on ")
+	p("%s), one Redis with presence on ", held)
 	p("(`PresenceTTL` raised from 6 s to 60 s: the broker refreshes every connection's presence key each `PresenceTTL`/3, ")
 	p("which with the default is 50,000 Redis commands a second at 100,000 members; and `PongTimeout` from 20 s to 2 min: ")
 	p("with every process on two shared cores a live member's pong can wait longer than 20 s, and it was then dropped as dead), ")

@@ -24,8 +24,9 @@ func init() {
 // function does what newNexio's loop body does.
 func newNexioDetach() *impl {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	opts := &wsroute.Options{Logger: logger}
-	h := hub.New(nil)
+	// The defaults, except in idle100k (idle100k.go).
+	opts := &wsroute.Options{Logger: logger, PongTimeout: benchPongTimeout}
+	h := hub.New(nexioHubOptions())
 	chain := wsmw.Chain(
 		wsmw.Logger(logger),
 		wsmw.Recover,
