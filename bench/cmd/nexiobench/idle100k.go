@@ -306,6 +306,7 @@ func idle100kMain(args []string) error {
 			st.RSSBytes += s.RSSBytes
 			st.HeapBytes += s.HeapBytes
 			st.StackBytes += s.StackBytes
+			st.IdleBytes += s.IdleBytes
 		}
 		return st, nil
 	}
@@ -431,6 +432,7 @@ func idle100kMain(args []string) error {
 		rssTotalPer:   float64(after.RSSBytes) / n / 1024,
 		heapPer:       kib(after.HeapBytes, before.HeapBytes),
 		stackPer:      kib(after.StackBytes, before.StackBytes),
+		idlePer:       kib(after.IdleBytes, before.IdleBytes),
 		goroutinesPer: float64(after.Goroutines-before.Goroutines) / n,
 		// Both ends of every connection are on this machine: 2 sockets
 		// per member, alike enough (idle, empty buffers) to halve.
@@ -501,21 +503,21 @@ func broadcast100k(addr string, procs, msgs int, duration time.Duration, events 
 }
 
 type idle100kResult struct {
-	impl                                                        string
-	members, procs, bcasts, sockets, lost                       int
-	connect                                                     time.Duration
-	rssPer, rssTotalPer, heapPer, stackPer, goroutinesPer       float64
-	slabPerSocket, objsPerSocket, tcpMemPer, availPer, redisPer float64
-	clientPer, p50, p99, max                                    float64
-	stalled                                                     error
+	impl                                                           string
+	members, procs, bcasts, sockets, lost                          int
+	connect                                                        time.Duration
+	rssPer, rssTotalPer, heapPer, stackPer, idlePer, goroutinesPer float64
+	slabPerSocket, objsPerSocket, tcpMemPer, availPer, redisPer    float64
+	clientPer, p50, p99, max                                       float64
+	stalled                                                        error
 }
 
 func (r idle100kResult) line() string {
 	return fmt.Sprintf("impl=%s workload=idle100k members=%d procs=%d connect_ms=%d rss_kib_per_member=%.2f rss_total_kib_per_member=%.2f "+
-		"heap_kib_per_member=%.2f stack_kib_per_member=%.2f goroutines_per_member=%.2f kernel_slab_kib_per_socket=%.2f "+
+		"heap_kib_per_member=%.2f stack_kib_per_member=%.2f idle_heap_kib_per_member=%.2f goroutines_per_member=%.2f kernel_slab_kib_per_socket=%.2f "+
 		"socket_slab_objs_kib_per_socket=%.2f tcp_mem_kib_per_member=%.3f sockets=%d memavail_drop_kib_per_member=%.2f redis_kib_per_member=%.2f client_rss_kib_per_member=%.2f "+
 		"broadcasts=%d p50_us=%.0f p99_us=%.0f max_us=%.0f lost=%d ok=1",
-		r.impl, r.members, r.procs, r.connect.Milliseconds(), r.rssPer, r.rssTotalPer, r.heapPer, r.stackPer, r.goroutinesPer,
+		r.impl, r.members, r.procs, r.connect.Milliseconds(), r.rssPer, r.rssTotalPer, r.heapPer, r.stackPer, r.idlePer, r.goroutinesPer,
 		r.slabPerSocket, r.objsPerSocket, r.tcpMemPer, r.sockets, r.availPer, r.redisPer, r.clientPer, r.bcasts, r.p50, r.p99, r.max, r.lost)
 }
 
@@ -545,7 +547,8 @@ func (r idle100kResult) markdown(command, loadBefore, loadAfter string) string {
 	row("members the servers dropped during the run", itoa(r.lost))
 	row("server RSS per member (after − before)", fmt.Sprintf("%.1f KiB", r.rssPer))
 	row("server RSS per member (sum of server RSS ÷ members)", fmt.Sprintf("%.1f KiB", r.rssTotalPer))
-	row("of which Go heap / stacks per member", fmt.Sprintf("%.1f / %.1f KiB", r.heapPer, r.stackPer))
+	row("of which Go heap in use / stacks / heap freed but not yet returned to the OS, per member",
+		fmt.Sprintf("%.1f / %.1f / %.1f KiB", r.heapPer, r.stackPer, r.idlePer))
 	row("goroutines per member", fmt.Sprintf("%.2f", r.goroutinesPer))
 	row("kernel per socket: Slab growth ÷ 2 (both ends are here)", fmt.Sprintf("%.1f KiB", r.slabPerSocket))
 	row("kernel per socket: its objects in "+strings.Join(socketCaches, ", ")+" (/proc/slabinfo)", fmt.Sprintf("%.1f KiB", r.objsPerSocket))

@@ -87,6 +87,7 @@ type serverStats struct {
 	RSSBytes   uint64 `json:"rss_bytes"`   // VmRSS from /proc/self/status
 	HeapBytes  uint64 `json:"heap_bytes"`  // runtime.MemStats.HeapAlloc (live heap after ?gc=1)
 	StackBytes uint64 `json:"stack_bytes"` // runtime.MemStats.StackInuse
+	IdleBytes  uint64 `json:"idle_bytes"`  // HeapIdle − HeapReleased: freed, still resident (not yet returned to the OS)
 	CPUNanos   int64  `json:"cpu_ns"`      // user+system CPU time of the process so far
 }
 
@@ -106,6 +107,7 @@ func readStats(im *impl, gc bool) serverStats {
 		RSSBytes:   readRSS(),
 		HeapBytes:  ms.HeapAlloc,
 		StackBytes: ms.StackInuse,
+		IdleBytes:  ms.HeapIdle - ms.HeapReleased,
 		CPUNanos:   cpuNanos(),
 	}
 }
