@@ -99,7 +99,7 @@ func TestOptionsPanic(t *testing.T) {
 // Options.Timeout, and the outage is logged once, not per message.
 func TestNATSUnreachable(t *testing.T) {
 	t.Parallel()
-	nc := connect(t, "nats://127.0.0.1:"+strconv.Itoa(freePort(t))) // nothing listens there
+	nc := connect(t, "nats://127.0.0.1:"+strconv.Itoa(testutil.FreePort(t))) // nothing listens there
 	logger, logs := testLogger(t)
 	const timeout = 300 * time.Millisecond
 	start := time.Now()

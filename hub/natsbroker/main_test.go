@@ -159,14 +159,6 @@ func (b *logBuffer) String() string {
 	return b.sb.String()
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	testutil.NoErr(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // natsServer is a private nats-server with JetStream, for tests that
 // stop it or need a cluster. Its store is in a t.TempDir().
 type natsServer struct {
@@ -197,7 +189,7 @@ func natsServerBin(t testing.TB) string {
 
 func newNATSServer(t testing.TB, name string, extra ...string) *natsServer {
 	natsServerBin(t)
-	s := &natsServer{t: t, name: name, port: freePort(t), dir: t.TempDir(), extra: extra}
+	s := &natsServer{t: t, name: name, port: testutil.FreePort(t), dir: t.TempDir(), extra: extra}
 	t.Cleanup(s.kill)
 	return s
 }

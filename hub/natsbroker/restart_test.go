@@ -169,7 +169,7 @@ func TestNATSRestartMidStream(t *testing.T) {
 func TestNATSClusterLosesANode(t *testing.T) {
 	t.Parallel()
 	var srvs []*natsServer
-	cports := []int{freePort(t), freePort(t), freePort(t)}
+	cports := []int{testutil.FreePort(t), testutil.FreePort(t), testutil.FreePort(t)}
 	routes := ""
 	for i, p := range cports {
 		if i > 0 {
@@ -177,7 +177,7 @@ func TestNATSClusterLosesANode(t *testing.T) {
 		}
 		routes += "nats://127.0.0.1:" + strconv.Itoa(p)
 	}
-	mports := []int{freePort(t), freePort(t), freePort(t)}
+	mports := []int{testutil.FreePort(t), testutil.FreePort(t), testutil.FreePort(t)}
 	for i := range 3 {
 		s := newNATSServer(t, fmt.Sprintf("n%d", i+1), "--cluster_name", "nexio", "--cluster",
 			"nats://127.0.0.1:"+strconv.Itoa(cports[i]), "--routes", routes, "-m", strconv.Itoa(mports[i]))

@@ -167,7 +167,7 @@ func TestForeignPayloadsAreDropped(t *testing.T) {
 // Options.Timeout, and the outage is logged once, not per message.
 func TestRedisUnreachable(t *testing.T) {
 	t.Parallel()
-	port := freePort(t) // nothing listens there
+	port := testutil.FreePort(t) // nothing listens there
 	rc := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port)})
 	t.Cleanup(func() { rc.Close() })
 	logger, logs := testLogger(t)

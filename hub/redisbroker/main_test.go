@@ -167,15 +167,6 @@ func testLogger(t testing.TB) (*slog.Logger, *logBuffer) {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})), &b
 }
 
-// freePort returns a TCP port on loopback that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	testutil.NoErr(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // redisServer is a private redis-server on a free port, for tests that
 // kill and restart Redis.
 type redisServer struct {
@@ -208,7 +199,7 @@ func redisServerBinary(t testing.TB) string {
 // cleanup. extra are more command-line options.
 func startRedis(t testing.TB, extra ...string) *redisServer {
 	t.Helper()
-	s := &redisServer{t: t, bin: redisServerBinary(t), port: freePort(t)}
+	s := &redisServer{t: t, bin: redisServerBinary(t), port: testutil.FreePort(t)}
 	s.args = append([]string{
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--daemonize", "no",

@@ -5,6 +5,9 @@ package testutil
 
 import (
 	"context"
+	"math/rand/v2"
+	"net"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -74,4 +77,29 @@ const CtxTimeout = 30 * time.Second
 func Ctx(t testing.TB) context.Context {
 	t.Helper()
 	return Context(t, CtxTimeout)
+}
+
+// FreePort returns a TCP port of 127.0.0.1 that nothing listens on, for
+// a server a test starts (and may restart) itself. It is chosen below
+// Linux's default ephemeral range (32768 and up), where the kernel never
+// puts the local end of an outgoing connection: a port from that range
+// that was free a moment ago can be taken by any client connecting
+// elsewhere before the server binds it, or between its restarts, and
+// one left in TIME_WAIT by such a connection can refuse the bind. The
+// port plus 10000 (where Redis Cluster puts its bus) is below that
+// range too.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	const lo, hi = 10000, 22767
+	for range 100 {
+		port := lo + rand.IntN(hi-lo+1)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue // taken
+		}
+		l.Close()
+		return port
+	}
+	t.Fatalf("testutil: no free port in %d-%d after 100 tries", lo, hi)
+	return 0
 }
