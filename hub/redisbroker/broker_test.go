@@ -84,65 +84,6 @@ func TestLifecycle(t *testing.T) {
 	testutil.Check(t, errors.Is(b.Open("n1", func(hub.Envelope) {}), redisbroker.ErrClosed), "Open after Close")
 }
 
-// Messages from one node arrive in the order published, never back at
-// the publisher, and only where the room is subscribed.
-func TestOrderAndNoEcho(t *testing.T) {
-	t.Parallel()
-	rc := newClient(t)
-	prefix := testPrefix(t, rc)
-	opts := &redisbroker.Options{Prefix: prefix}
-	a, fromA, err := openBroker(t, rc, "A", opts)
-	testutil.NoErr(t, err)
-	b, fromB, err := openBroker(t, rc, "B", opts)
-	testutil.NoErr(t, err)
-	a.Subscribe("room")
-	b.Subscribe("room")
-	ctx := testutil.Ctx(t)
-	subscribed(t, rc, prefix, "room", 2)
-
-	const n = 2000
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	// Concurrent publishers share one pipeline; each one's own messages
-	// must stay in order.
-	for p := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range n / 4 {
-				data := strconv.Itoa(p) + ":" + strconv.Itoa(i)
-				if err := a.Publish(ctx, hub.Envelope{Room: "room", Type: wsroute.MessageText, Data: []byte(data)}); err != nil {
-					errs <- err
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatalf("Publish: %v", err)
-	}
-	testutil.Eventually(t, func() bool { return fromB.len() == n }, "B got %d of %d messages", fromB.len(), n)
-	next := make(map[string]int)
-	for _, e := range fromB.all() {
-		testutil.Equal(t, e.Origin, "A")
-		testutil.Equal(t, e.Room, "room")
-		p, i, _ := strings.Cut(string(e.Data), ":")
-		testutil.Equal(t, i, strconv.Itoa(next[p]))
-		next[p]++
-	}
-	testutil.Equal(t, fromA.len(), 0)
-	testutil.Equal(t, a.Stats().Published, uint64(n))
-	testutil.Equal(t, b.Stats().Received, uint64(n))
-
-	// B leaves the room: nothing more for it.
-	b.Unsubscribe("room")
-	subscribed(t, rc, prefix, "room", 1)
-	testutil.NoErr(t, a.Publish(ctx, hub.Envelope{Room: "room", Type: wsroute.MessageText, Data: []byte("late")}))
-	time.Sleep(100 * time.Millisecond)
-	testutil.Equal(t, fromB.len(), n)
-}
-
 // Whatever else is published on the broker's channels is dropped and
 // counted, with one log line.
 func TestForeignPayloadsAreDropped(t *testing.T) {

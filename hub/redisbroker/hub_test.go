@@ -1,9 +1,7 @@
 package redisbroker_test
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -172,53 +170,6 @@ func subscribed(t testing.TB, c redis.UniversalClient, prefix, room string, n in
 		"room %q: %d subscribers, want %d", room, numSub(ctx, c, prefix, "r", room), n)
 }
 
-func TestBroadcastAcrossNodesExceptSender(t *testing.T) {
-	t.Parallel()
-	rc := newClient(t)
-	prefix := testPrefix(t, rc)
-	a := newNode(t, rc, prefix, "A", nil)
-	b := newNode(t, rc, prefix, "B", nil)
-
-	sender := join(t, a, "lobby", "ann")
-	peerA := join(t, a, "lobby", "bob")
-	peerB1 := join(t, b, "lobby", "cid")
-	peerB2 := join(t, b, "lobby", "dee")
-	elsewhere := join(t, b, "kitchen", "eve")
-	// One subscription per node and room, whatever the member count.
-	subscribed(t, rc, prefix, "lobby", 2)
-	subscribed(t, rc, prefix, "kitchen", 1)
-
-	sender.send(t, websocket.MessageText, "hello")
-	binary := make([]byte, 256)
-	for i := range binary {
-		binary[i] = byte(i)
-	}
-	sender.send(t, websocket.MessageBinary, string(binary))
-	for _, m := range []*member{peerA, peerB1, peerB2} {
-		got := m.recv(t)
-		testutil.Equal(t, got.Type, wsroute.MessageText)
-		testutil.Equal(t, string(got.Data), "hello")
-		got = m.recv(t)
-		testutil.Equal(t, got.Type, wsroute.MessageBinary)
-		testutil.Check(t, bytes.Equal(got.Data, binary), "binary message changed in transit: %x", got.Data)
-	}
-	sender.quiet(t, 200*time.Millisecond)
-	elsewhere.quiet(t, 0)
-
-	// A member of B answers: A's members get it, B's other member too.
-	peerB1.send(t, websocket.MessageText, "hi from B")
-	for _, m := range []*member{sender, peerA, peerB2} {
-		testutil.Equal(t, string(m.recv(t).Data), "hi from B")
-	}
-	peerB1.quiet(t, 200*time.Millisecond)
-
-	// Each node got the other's messages once, and never its own back.
-	testutil.Equal(t, a.broker.Stats().Received, uint64(1))
-	testutil.Equal(t, b.broker.Stats().Received, uint64(2))
-	testutil.Equal(t, a.broker.Stats().Published, uint64(2))
-	testutil.Equal(t, b.broker.Stats().Published, uint64(1))
-}
-
 func TestUnsubscribeWhenLastLocalMemberLeaves(t *testing.T) {
 	t.Parallel()
 	rc := newClient(t)
@@ -243,124 +194,4 @@ func TestUnsubscribeWhenLastLocalMemberLeaves(t *testing.T) {
 	subscribed(t, rc, prefix, "room", 2)
 	sender.send(t, websocket.MessageText, "back")
 	testutil.Equal(t, string(m3.recv(t).Data), "back")
-}
-
-func TestSendToConnectionOnOtherNode(t *testing.T) {
-	t.Parallel()
-	rc := newClient(t)
-	prefix := testPrefix(t, rc)
-	a := newNode(t, rc, prefix, "A", nil)
-	b := newNode(t, rc, prefix, "B", nil)
-	onA := join(t, a, "r1", "ann")
-	onB := join(t, b, "r2", "bob")
-	ctx := testutil.Ctx(t)
-
-	// The route to onB is written by B's presence goroutine, right
-	// after the join; wait for it rather than race it.
-	var err error
-	testutil.Eventually(t, func() bool {
-		err = a.hub.SendTo(ctx, onB.id, wsroute.MessageText, []byte("psst"))
-		return err == nil
-	}, "SendTo a member of B: %v", err)
-	got := onB.recv(t)
-	testutil.Equal(t, string(got.Data), "psst")
-	// onA's route is written by A's presence goroutine just as
-	// asynchronously: it usually is by now, but wait for it too.
-	testutil.Eventually(t, func() bool {
-		err = b.hub.SendTo(ctx, onA.id, wsroute.MessageBinary, []byte{0, 1, 2})
-		return err == nil
-	}, "SendTo a member of A: %v", err)
-	got = onA.recv(t)
-	testutil.Equal(t, got.Type, wsroute.MessageBinary)
-	testutil.Check(t, bytes.Equal(got.Data, []byte{0, 1, 2}), "got %x", got.Data)
-
-	before := a.broker.Stats().NoSuchConn
-	err = a.hub.SendTo(ctx, "no-such-connection", wsroute.MessageText, []byte("?"))
-	testutil.Check(t, errors.Is(err, hub.ErrNoSuchConn), "SendTo an unknown ID: %v, want hub.ErrNoSuchConn", err)
-	testutil.Check(t, errors.Is(err, redisbroker.ErrNoSuchConn), "SendTo an unknown ID: %v, want redisbroker.ErrNoSuchConn", err)
-	testutil.Equal(t, a.broker.Stats().NoSuchConn, before+1)
-	testutil.Equal(t, a.broker.Stats().PublishErrors, uint64(0))
-
-	// Once onB is gone, its route is gone too.
-	onB.c.Close(websocket.StatusNormalClosure, "")
-	testutil.Eventually(t, func() bool {
-		err = a.hub.SendTo(ctx, onB.id, wsroute.MessageText, []byte("late"))
-		return errors.Is(err, hub.ErrNoSuchConn)
-	}, "SendTo a member that left: %v", err)
-}
-
-func TestPresenceAcrossNodes(t *testing.T) {
-	t.Parallel()
-	rc := newClient(t)
-	prefix := testPrefix(t, rc)
-	a := newNode(t, rc, prefix, "A", nil)
-	b := newNode(t, rc, prefix, "B", nil)
-	ann := join(t, a, "lobby", "ann")
-	bob := join(t, b, "lobby", "bob")
-	cid := join(t, b, "lobby", "cid")
-	join(t, b, "kitchen", "dee")
-	ctx := testutil.Ctx(t)
-
-	type who struct{ node, id, user string }
-	want := []who{{"A", ann.id, "ann"}, {"B", bob.id, "bob"}, {"B", cid.id, "cid"}}
-	slices.SortFunc(want, func(x, y who) int { return strings.Compare(x.node+x.id, y.node+y.id) })
-	presence := func(n *node) []who {
-		ms, err := n.hub.Presence(ctx, "lobby")
-		testutil.NoErr(t, err)
-		var out []who
-		for _, m := range ms {
-			out = append(out, who{m.Node, m.ConnID, m.Meta["user"]})
-		}
-		return out
-	}
-	for _, n := range []*node{a, b} {
-		var got []who
-		testutil.Eventually(t, func() bool { got = presence(n); return slices.Equal(got, want) },
-			"presence from %s: %v, want %v", n.name, got, want)
-	}
-
-	bob.c.Close(websocket.StatusNormalClosure, "")
-	want = slices.DeleteFunc(want, func(w who) bool { return w.id == bob.id })
-	var got []who
-	testutil.Eventually(t, func() bool { got = presence(a); return slices.Equal(got, want) },
-		"presence after bob left: %v, want %v", got, want)
-}
-
-// A node that dies without cleaning up (here: cut off from Redis, as a
-// killed process is) leaves its members in presence until PresenceTTL.
-func TestKilledNodeExpiresFromPresence(t *testing.T) {
-	t.Parallel()
-	rc := newClient(t)
-	prefix := testPrefix(t, rc)
-	a := newNode(t, rc, prefix, "A", nil)
-
-	const ttl = time.Second
-	px := newProxy(t, rc.Options().Addr)
-	opt := *rc.Options()
-	opt.Addr = px.addr()
-	opt.MaxRetries = -1
-	doomedClient := redis.NewClient(&opt)
-	t.Cleanup(func() { doomedClient.Close() })
-	doomed := newNode(t, doomedClient, prefix, "doomed", &redisbroker.Options{PresenceTTL: ttl, Heartbeat: 200 * time.Millisecond})
-
-	join(t, a, "lobby", "ann")
-	ghost := join(t, doomed, "lobby", "ghost")
-	ctx := testutil.Ctx(t)
-	count := func() int {
-		ms, err := a.hub.Presence(ctx, "lobby")
-		testutil.NoErr(t, err)
-		return len(ms)
-	}
-	testutil.Eventually(t, func() bool { return count() == 2 }, "presence from A: %d members, want 2", count())
-	time.Sleep(3 * 200 * time.Millisecond) // a few heartbeats: still there
-	testutil.Equal(t, count(), 2)
-
-	px.cut()
-	cutAt := time.Now()
-	testutil.Eventually(t, func() bool { return count() == 1 }, "the cut-off node's member is still listed %v later", time.Since(cutAt))
-	gone := time.Since(cutAt)
-	t.Logf("members of a node cut off from Redis left presence %v later (PresenceTTL %v)", gone.Round(time.Millisecond), ttl)
-	testutil.Check(t, gone <= ttl+500*time.Millisecond, "expired after %v, want at most PresenceTTL %v", gone, ttl)
-	err := a.hub.SendTo(ctx, ghost.id, wsroute.MessageText, []byte("?"))
-	testutil.Check(t, errors.Is(err, hub.ErrNoSuchConn), "SendTo the expired member: %v", err)
 }

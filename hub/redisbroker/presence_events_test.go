@@ -1,7 +1,6 @@
 package redisbroker_test
 
 import (
-	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -55,90 +54,6 @@ func memberIDs(ms []hub.Member) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// Joins and leaves on one node reach the other nodes with members in the
-// room as presence envelopes, with the member's metadata; never the node
-// that made them.
-func TestPresenceEvents(t *testing.T) {
-	t.Parallel()
-	rc := newClient(t)
-	prefix := testPrefix(t, rc)
-	opts := &redisbroker.Options{Prefix: prefix}
-	a, fromA, err := openBroker(t, rc, "A", opts)
-	testutil.NoErr(t, err)
-	b, fromB, err := openBroker(t, rc, "B", opts)
-	testutil.NoErr(t, err)
-	c, fromC, err := openBroker(t, rc, "C", opts)
-	testutil.NoErr(t, err)
-	a.Subscribe("room")
-	b.Subscribe("room")
-	c.Subscribe("elsewhere")
-	subscribed(t, rc, prefix, "room", 2)
-	ctx := testutil.Ctx(t)
-
-	ann := hub.Member{ConnID: "ann", Node: "A", Meta: map[string]string{"name": "Ann"}}
-	testutil.NoErr(t, a.AddMember(ctx, "room", ann))
-	testutil.NoErr(t, a.AddMember(ctx, "room", hub.Member{ConnID: "bob", Node: "A"}))
-	testutil.NoErr(t, a.RemoveMember(ctx, "room", ann))
-	testutil.Eventually(t, func() bool { return len(fromB.presenceEvents("room")) == 3 }, "B got %v", fromB.presenceEvents("room"))
-	testutil.Equal(t, slices.Equal(fromB.presenceEvents("room"), []string{"+ann", "+bob", "-ann"}), true)
-	first := fromB.all()[0]
-	testutil.Equal(t, first.Origin, "A")
-	testutil.Equal(t, first.Presence.Member.Node, "A")
-	testutil.Check(t, maps.Equal(first.Presence.Member.Meta, ann.Meta), "meta %v, want %v", first.Presence.Member.Meta, ann.Meta)
-
-	// What B lists from the events is what Members says.
-	ms, err := b.Members(ctx, "room")
-	testutil.NoErr(t, err)
-	testutil.Equal(t, slices.Equal(listFromEvents(fromB.presenceEvents("room")), memberIDs(ms)), true)
-	testutil.Equal(t, fromA.len(), 0)
-	testutil.Equal(t, fromC.len(), 0)
-}
-
-// The members of a node that stops refreshing its presence (killed, cut
-// off) leave: every node with members in the room delivers their leaves,
-// within PresenceTTL and a Heartbeat.
-func TestPresenceExpiryDeliversLeaves(t *testing.T) {
-	t.Parallel()
-	rc := newClient(t)
-	prefix := testPrefix(t, rc)
-	const ttl, beat = time.Second, 200 * time.Millisecond
-	opts := &redisbroker.Options{Prefix: prefix, PresenceTTL: ttl, Heartbeat: beat}
-	watcher, in, err := openBroker(t, rc, "watcher", opts)
-	testutil.NoErr(t, err)
-	watcher.Subscribe("room")
-
-	px := newProxy(t, rc.Options().Addr)
-	o := *rc.Options()
-	o.Addr = px.addr()
-	o.MaxRetries = -1
-	doomedClient := redis.NewClient(&o)
-	t.Cleanup(func() { doomedClient.Close() })
-	logger, _ := testLogger(t)
-	dopts := *opts
-	dopts.Logger = logger
-	doomed, _, err := openBroker(t, doomedClient, "doomed", &dopts)
-	testutil.NoErr(t, err)
-	doomed.Subscribe("room")
-	subscribed(t, rc, prefix, "room", 2)
-	ctx := testutil.Ctx(t)
-	testutil.NoErr(t, doomed.AddMember(ctx, "room", hub.Member{ConnID: "ghost"}))
-	testutil.NoErr(t, doomed.AddMember(ctx, "room", hub.Member{ConnID: "ghost2"}))
-	testutil.Eventually(t, func() bool { return len(in.presenceEvents("room")) == 2 }, "joins: %v", in.presenceEvents("room"))
-	time.Sleep(3 * beat) // heartbeats go on: nobody leaves
-	testutil.Equal(t, len(in.presenceEvents("room")), 2)
-
-	px.cut()
-	cutAt := time.Now()
-	testutil.Eventually(t, func() bool { return len(in.presenceEvents("room")) == 4 }, "leaves: %v", in.presenceEvents("room"))
-	took := time.Since(cutAt)
-	t.Logf("leaves of a cut-off node's members delivered %v after the cut (PresenceTTL %v, Heartbeat %v)", took.Round(time.Millisecond), ttl, beat)
-	testutil.Equal(t, len(listFromEvents(in.presenceEvents("room"))), 0)
-	testutil.Equal(t, watcher.Stats().Expired, uint64(2))
-	ms, err := watcher.Members(ctx, "room")
-	testutil.NoErr(t, err)
-	testutil.Equal(t, len(ms), 0)
 }
 
 // A node that stops cleanly removes its members at once, and the other
