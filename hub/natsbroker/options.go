@@ -26,8 +26,8 @@ type Options struct {
 	// PresenceTTL is how long a node's heartbeat lives in JetStream.
 	// Members of a node that stopped without cleaning up (killed, frozen,
 	// cut off) disappear from Members at most PresenceTTL plus one
-	// Heartbeat after its last heartbeat. Defaults to 6s, so that a
-	// crashed node's members are gone within 10s.
+	// Heartbeat after its last heartbeat: with the defaults (6s, and a
+	// Heartbeat of 2s), within 8s of a crash. Defaults to 6s.
 	PresenceTTL time.Duration
 
 	// Heartbeat is how often the node refreshes its heartbeat and sweeps
