@@ -73,10 +73,11 @@ type Broker struct {
 
 	down atomic.Bool // NATS is known to be unreachable
 
-	// reconnectedAt is when NATS was last reachable again (unix
-	// nanoseconds); the presence watcher starts over often for a while
-	// after it (see watch).
-	reconnectedAt atomic.Int64
+	// watched is the newest revision of the presence bucket that the
+	// presence watcher delivered; the heartbeat's watchdog reads it.
+	watched       atomic.Uint64
+	watchStarting atomic.Bool // the watcher is reading the bucket's initial values
+	purging       atomic.Bool // a purge of delete markers is running
 	stats         counters
 }
 
@@ -359,7 +360,6 @@ func (b *Broker) runStatus() {
 			case nats.CONNECTED:
 				if b.down.Swap(false) {
 					b.stats.reconnects.Add(1)
-					b.reconnectedAt.Store(time.Now().UnixNano())
 					b.log.Info("natsbroker: NATS reachable again", "node", b.node)
 					kick(b.reconn)
 					kick(b.rewatch)

@@ -71,8 +71,16 @@
 // the room's core subject, to every node including its own. A node
 // delivers a room's messages in Position order: a message whose offset
 // jumps is preceded by the missing ones, read back from the stream
-// ([Stats].Filled); after a reconnect, the node reads what was appended
-// to its rooms meanwhile without waiting for a later message.
+// ([Stats].Filled) one get at a time from the stream's leader, without a
+// consumer (see "Delivery guarantees"); after a reconnect, the node reads
+// what was appended to its rooms meanwhile without waiting for a later
+// message, and tries again every Options.Timeout while JetStream cannot
+// answer yet. A node's deliveries of a room start with the first message
+// of it that reaches the node after Subscribe: live messages of
+// different nodes may reach it out of offset order, so of messages
+// appended at the moment a room is subscribed, the earliest may be
+// skipped (a member joining with hub.Hub.JoinFrom gets them from
+// History).
 //
 // Two differences from redisbroker follow from JetStream's limits:
 // MaxAge applies to each message, so a busy room's history also loses
@@ -86,13 +94,16 @@
 // Each node writes its members to the presence bucket, as they join and
 // leave, from a goroutine of its own ([hub.Hub.Join] never waits on
 // NATS), and writes a heartbeat to the nodes bucket every
-// [Options.Heartbeat]. That bucket's TTL ([Options.PresenceTTL], 6s by
-// default) removes the heartbeat of a node that stopped without saying
-// so (killed, frozen, cut off); nats-server 2.9 has no per-key TTL, so
-// every node sweeps, each Heartbeat, the members whose node's heartbeat
-// is gone, deleting each with the revision it saw (one delete succeeds).
-// A live node whose members were swept (its heartbeat came late) sees
-// the deletes and writes them again.
+// [Options.Heartbeat], on another goroutine, so that neither writing
+// members nor delivering messages delays it. That bucket's TTL
+// ([Options.PresenceTTL], 6s by default) removes the heartbeat of a node
+// that stopped without saying so (killed, frozen, cut off); nats-server
+// 2.9 has no per-key TTL, so every node sweeps, each Heartbeat, the
+// members whose node's heartbeat is gone (read key by key from the
+// bucket's leader), deleting each with the revision it saw (one delete
+// succeeds). The sweep gets at most half a Heartbeat, so it never holds
+// the next heartbeat back. A live node whose members were swept (its
+// heartbeat came late) sees the deletes and writes them again.
 // Members of a dead node disappear within PresenceTTL plus one Heartbeat:
 // 8s with the defaults.
 //
@@ -101,7 +112,12 @@
 // once, the others' a round trip after their change), and each change
 // reaches the Hub as a presence event, leaves of swept members included.
 // After a reconnect the node rewrites all its members and reads the
-// whole bucket again, reporting the differences.
+// whole bucket again, reporting the differences. A watcher (a JetStream
+// consumer) can stop hearing the bucket without an error, as it did
+// while a cluster moved the bucket's leader: at each heartbeat the node
+// reads the bucket's last sequence, and when a change written before the
+// previous reading has not reached the watcher, it makes a new one (which
+// reads every key again), at every heartbeat until one delivers it.
 //
 // # When NATS is down
 //
@@ -129,26 +145,29 @@
 //     server of the URL list; the stream and buckets, created with
 //     [Options.Replicas] = 3, keep their data and elect new leaders, and
 //     Append carries on in the same epoch (the cluster test kills the
-//     server a node is connected to). While nats-server 2.9 elects new
-//     leaders, Append and History fail for a few seconds, and presence
-//     changes took up to 20s to reach the other nodes in the test's runs.
-//     A presence watcher can stop hearing changes while the bucket's
-//     leader moves; for 30s after a reconnect it is made again every 3s,
-//     so a node's view of presence catches up once the cluster settled.
-//     Known limitation: a live message lost in the failover is filled
-//     from the stream when a later one arrives, but creating the reading
-//     consumer can keep failing while the cluster recovers, so that fill
-//     (and the deliveries behind it) was seen to stall for more than 10s;
-//     the stream itself lost nothing.
+//     server a node is connected to, then a node misses messages while it
+//     fails over too, and every append that succeeded reaches both nodes).
+//     While nats-server 2.9 elects new leaders, Append and History fail
+//     for a few seconds (2 to 8 s in the test's runs). Making a consumer
+//     kept failing now and then for as long as the lost server stayed
+//     down (in our runs, about one attempt in three hung until its
+//     timeout, tens of seconds after the loss), so gap filling and the
+//     sweep read with single gets instead; History still reads through a
+//     consumer, and presence changes, which a watcher consumer carries,
+//     reached the other nodes 1 to 8 s after being written in the
+//     test's runs.
 //
 // # Goroutines
 //
 // [Broker.Open] (called by hub.New) starts six goroutines, owned by the
 // Broker and ended by [Broker.Close], which waits for them: the receiver
 // (delivers, fills gaps), the status follower (outages, reconnects), the
-// presence writer (members), the heartbeat (heartbeats, sweeps; apart so
-// that writing many members never delays it), the presence watcher, and
-// the publish confirmer.
+// presence writer (members), the heartbeat (heartbeats, sweeps, the
+// watcher's watchdog; apart so that writing many members never delays
+// it), the presence watcher, and the publish confirmer. The heartbeat
+// also starts, at most once a minute and one at a time, a short-lived
+// goroutine that purges old delete markers from the presence bucket,
+// bounded by Options.Timeout; Close waits for it too.
 //
 // # Testing
 //

@@ -230,15 +230,67 @@ func (b *Broker) History(ctx context.Context, room string, since hub.Position, l
 	return entries, last, nil
 }
 
-// fetch returns the kept messages of room after since, at most limit.
-func (b *Broker) fetch(ctx context.Context, room string, since hub.Position, limit int) ([]wireMsg, error) {
-	ctx, cancel := b.bounded(ctx)
-	defer cancel()
-	last, seq, err := b.lastOf(ctx, room)
-	if err != nil || seq == 0 {
-		return nil, err
+// readRange hands keep room's kept messages with stream sequences from
+// fromSeq to toSeq, oldest first, until keep returns false. It reads
+// them one at a time from the stream's leader (a get of the room's next
+// message from a sequence on), without a consumer: after a cluster lost
+// a server, making consumers kept failing for tens of seconds
+// (nats-server 2.9) while gets answered again once the stream had a
+// leader. Each get is bounded by Options.Timeout; a get that fails is
+// tried again until 2 × Options.Timeout passed without progress.
+func (b *Broker) readRange(room string, fromSeq, toSeq uint64, keep func(wireMsg) bool) error {
+	subj := b.histSubj + token(room)
+	var s jetstream.Stream
+	failing := time.Time{} // when the current run of failures began
+	for seq := fromSeq; seq <= toSeq; {
+		var m *jetstream.RawStreamMsg
+		ctx, cancel := b.bounded(b.ctx)
+		var err error
+		if s == nil {
+			s, err = b.existingStream(ctx)
+			if err == nil && s == nil {
+				cancel()
+				return nil // no stream: nothing kept
+			}
+		}
+		if err == nil {
+			m, err = s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
+		}
+		cancel()
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			return nil
+		case err != nil:
+			if b.ctx.Err() != nil {
+				return err
+			}
+			if failing.IsZero() {
+				failing = time.Now()
+			} else if time.Since(failing) > 2*b.opts.Timeout {
+				return err
+			}
+			select {
+			case <-b.ctx.Done():
+				return err
+			case <-time.After(b.opts.Timeout / 10):
+			}
+			continue
+		}
+		failing = time.Time{}
+		if m.Sequence > toSeq {
+			return nil
+		}
+		seq = m.Sequence + 1
+		w, err := decodeEnvelope(m.Data)
+		if err != nil {
+			continue
+		}
+		w.seq = m.Sequence
+		if !keep(w) {
+			return nil
+		}
 	}
-	return b.read(ctx, room, since, limit, seq, last)
+	return nil
 }
 
 // read reads room's messages up to stream sequence lastSeq and keeps

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -246,13 +247,17 @@ func (b *Broker) runPresence() {
 }
 
 // runHeartbeat writes this node's heartbeat every Heartbeat, on a
-// goroutine of its own so that writing many members never delays it, and
-// sweeps the members of nodes whose heartbeat expired.
+// goroutine of its own so that writing many members never delays it.
+// After each heartbeat it sweeps the members of nodes whose heartbeat
+// expired and checks that the presence watcher still hears the bucket;
+// that work gets at most half a Heartbeat, so that it cannot delay the
+// next heartbeat however slow NATS answers.
 func (b *Broker) runHeartbeat() {
 	defer b.wg.Done()
 	tick := time.NewTicker(b.opts.Heartbeat)
 	defer tick.Stop()
 	var lastPurge time.Time
+	var dog watchdog
 	for {
 		if b.nc.Status() == nats.CONNECTED {
 			ctx, cancel := b.bounded(b.ctx)
@@ -260,17 +265,25 @@ func (b *Broker) runHeartbeat() {
 			if err == nil {
 				_, err = nodes.Put(ctx, b.heartbeatKey(), []byte(b.node))
 			}
+			cancel()
 			if err == nil && !b.beating.Swap(true) {
 				kick(b.presKick) // members may be written now
 			}
 			if err == nil {
-				err = b.sweep(ctx, pres, nodes)
+				ctx, cancel := context.WithTimeout(b.ctx, min(b.opts.Timeout, b.opts.Heartbeat/2))
+				err = b.sweep(ctx, pres)
+				// A watcher still reading the initial values is judged by
+				// its own stall timer (see watch), not here.
+				if err == nil && dog.deaf(ctx, pres, b.watched.Load()) && !b.watchStarting.Load() {
+					b.log.Debug("natsbroker: presence watcher missed a change; making a new one", "node", b.node)
+					kick(b.rewatch)
+				}
+				cancel()
+				if err == nil && time.Since(lastPurge) > time.Minute {
+					lastPurge = time.Now()
+					b.purge(pres)
+				}
 			}
-			if err == nil && time.Since(lastPurge) > time.Minute {
-				lastPurge = time.Now()
-				pres.PurgeDeletes(ctx, jetstream.DeleteMarkersOlderThan(time.Minute))
-			}
-			cancel()
 			if err != nil && b.ctx.Err() == nil {
 				b.stats.presenceErrors.Add(1)
 				b.log.Debug("natsbroker: heartbeat failed; retrying", "node", b.node, "error", err)
@@ -283,6 +296,70 @@ func (b *Broker) runHeartbeat() {
 		case <-b.rebeat:
 		}
 	}
+}
+
+// purge removes the presence bucket's delete markers older than a
+// minute (each leave writes one), on a goroutine of its own: it reads
+// every key, which takes a while with many members, and the heartbeat
+// must not wait for it. At most one runs at a time; Close waits for it.
+func (b *Broker) purge(pres jetstream.KeyValue) {
+	if !b.purging.CompareAndSwap(false, true) {
+		return
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		defer b.purging.Store(false)
+		ctx, cancel := b.bounded(b.ctx)
+		defer cancel()
+		pres.PurgeDeletes(ctx, jetstream.DeleteMarkersOlderThan(time.Minute))
+	}()
+}
+
+// watchdog tells when the presence watcher stopped hearing the bucket
+// without saying so, as a watcher's consumer can while a cluster moves
+// the bucket's leader: it reads the bucket's last sequence at each
+// heartbeat; a change written between two readings must have reached
+// the watcher by the next one, and it stays owed (a new watcher is made
+// at every heartbeat) until one delivers it.
+type watchdog struct {
+	prev, last uint64    // the last two readings of the bucket's last sequence
+	owed       uint64    // a revision the watcher must reach; 0: none
+	owedSince  time.Time // when owed was first missed
+}
+
+// owedFor bounds how long a revision stays owed: after a minute its
+// message, if it was a delete, may have been purged, and no watcher
+// could deliver it.
+const owedFor = 30 * time.Second
+
+// deaf takes a new reading and reports whether the watcher, which has
+// seen up to revision seen, missed a change. A failed reading says
+// nothing.
+func (d *watchdog) deaf(ctx context.Context, pres jetstream.KeyValue, seen uint64) bool {
+	st, err := pres.Status(ctx)
+	if err != nil {
+		return false
+	}
+	kst, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok || kst.StreamInfo() == nil {
+		return false
+	}
+	now := kst.StreamInfo().State.LastSeq
+	// d.last was written after the reading before it (d.prev), a
+	// heartbeat ago at least: a live watcher, new or old, has seen it (or
+	// a later revision of its key) by now, and no purge has removed it.
+	if d.prev != 0 && d.last > d.prev && d.last > d.owed {
+		if d.owed == 0 {
+			d.owedSince = time.Now()
+		}
+		d.owed = d.last
+	}
+	d.prev, d.last = d.last, now
+	if d.owed != 0 && (seen >= d.owed || time.Since(d.owedSince) > owedFor) {
+		d.owed = 0
+	}
+	return d.owed != 0
 }
 
 // writeDirty writes what changed locally: a key for each member, a
@@ -328,10 +405,16 @@ func (b *Broker) writeDirty(pres jetstream.KeyValue) error {
 // sweep deletes the members of nodes whose heartbeat expired. Several
 // nodes may sweep at once: each delete names the revision it saw, so
 // only one succeeds and every node sees one leave.
-func (b *Broker) sweep(ctx context.Context, pres, nodes jetstream.KeyValue) error {
+//
+// It reads each heartbeat it needs from the bucket's leader, one key at
+// a time, rather than listing the bucket: listing makes a consumer, and
+// after a cluster lost a server, making consumers kept failing for
+// longer than a heartbeat lives (nats-server 2.9), which left the sweep,
+// and the heartbeat written on the same goroutine, waiting.
+func (b *Broker) sweep(ctx context.Context, pres jetstream.KeyValue) error {
 	// The members first, then the heartbeats: a member listed here was
-	// written after its node's heartbeat, so a live node is in the list
-	// read after.
+	// written after its node's heartbeat, so a live node's heartbeat is
+	// found by the reads after.
 	p := &b.pres
 	p.mu.Lock()
 	cands := make(map[string]entry)
@@ -341,21 +424,17 @@ func (b *Broker) sweep(ctx context.Context, pres, nodes jetstream.KeyValue) erro
 		}
 	}
 	p.mu.Unlock()
-	if len(cands) == 0 {
-		return nil
-	}
-	lister, err := nodes.ListKeys(ctx)
-	if err != nil {
-		return err
-	}
-	live := make(map[string]bool)
-	for k := range lister.Keys() {
-		if i := strings.LastIndexByte(k, '.'); i >= 0 {
-			live[k[i+1:]] = true
-		}
-	}
+	live := make(map[string]bool) // instance -> heartbeat found
 	for k, e := range cands {
-		if live[e.inst] {
+		alive, ok := live[e.inst]
+		if !ok {
+			found, err := b.leaderHas(ctx, "KV_"+b.nodeBucket, "$KV."+b.nodeBucket+"."+token(e.m.Node)+"."+e.inst)
+			if err != nil {
+				return err
+			}
+			alive, live[e.inst] = found, found
+		}
+		if alive {
 			continue
 		}
 		if err := pres.Delete(ctx, k, jetstream.LastRevision(e.rev)); err == nil {
@@ -363,6 +442,32 @@ func (b *Broker) sweep(ctx context.Context, pres, nodes jetstream.KeyValue) erro
 		}
 	}
 	return nil
+}
+
+// leaderHas reports whether stream keeps a message on subj, as its
+// leader says: a replica answering a direct get may lag behind.
+func (b *Broker) leaderHas(ctx context.Context, stream, subj string) (bool, error) {
+	req, _ := json.Marshal(struct {
+		LastFor string `json:"last_by_subj"`
+	}{subj})
+	m, err := b.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, req)
+	if err != nil {
+		return false, err
+	}
+	var resp struct {
+		Error *jetstream.APIError `json:"error"`
+	}
+	if err := json.Unmarshal(m.Data, &resp); err != nil {
+		return false, fmt.Errorf("reading %s: %w", subj, err)
+	}
+	switch {
+	case resp.Error == nil:
+		return true, nil
+	case resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
+		return false, nil
+	default:
+		return false, resp.Error
+	}
 }
 
 // removePresence deletes this node's members and heartbeat at Close.
@@ -419,16 +524,10 @@ func (b *Broker) runWatcher() {
 	}
 }
 
-// rewatchWindow and rewatchEvery: for rewatchWindow after a reconnect
-// the presence watcher is made again every rewatchEvery.
-const (
-	rewatchWindow = 30 * time.Second
-	rewatchEvery  = 3 * time.Second
-)
-
-// watch runs one watcher until it breaks or a reconnect asks for a new
-// one; it reports whether it got as far as the end of the initial
-// values.
+// watch runs one watcher until it breaks or the status follower (after
+// a reconnect) or the heartbeat's watchdog (after a missed change) asks
+// for a new one; it reports whether it got as far as the end of the
+// initial values.
 func (b *Broker) watch() bool {
 	if b.nc.Status() != nats.CONNECTED {
 		return false
@@ -448,30 +547,18 @@ func (b *Broker) watch() bool {
 	defer w.Stop()
 	snap := make(map[string]entry)
 	initial := true
+	b.watchStarting.Store(true)
+	defer b.watchStarting.Store(false)
+	var rev uint64 // the newest revision this watcher delivered
 	// A watcher whose consumer was created while the cluster had no
 	// leader for the bucket may never start: it is given up on after a
 	// while, and made again.
 	stall := time.NewTimer(4 * b.opts.Timeout)
 	defer stall.Stop()
-	// For a while after a reconnect the cluster may still be electing
-	// the bucket's leader, and a watcher that started can stop hearing
-	// changes without saying so: it is made again every few seconds
-	// then, and the fresh read of every key (replace) brings this node's
-	// view back to the bucket's.
-	var refresh <-chan time.Time
-	if since := time.Since(time.Unix(0, b.reconnectedAt.Load())); since < rewatchWindow {
-		t := time.NewTimer(rewatchEvery)
-		defer t.Stop()
-		refresh = t.C
-	}
 	for {
 		select {
 		case <-b.ctx.Done():
 			return true
-		case <-refresh:
-			if !initial {
-				return true
-			}
 		case <-stall.C:
 			if initial {
 				b.log.Debug("natsbroker: presence watcher did not start; making a new one", "node", b.node)
@@ -485,9 +572,12 @@ func (b *Broker) watch() bool {
 			}
 			if kve == nil {
 				initial = false
+				b.watched.Store(rev) // this watcher hears the bucket up to here
+				b.watchStarting.Store(false)
 				b.replace(snap)
 				continue
 			}
+			rev = max(rev, kve.Revision())
 			e, ok := b.decodeEntry(kve)
 			if initial {
 				if ok {
@@ -495,6 +585,7 @@ func (b *Broker) watch() bool {
 				}
 				continue
 			}
+			b.watched.Store(rev)
 			b.apply(kve.Key(), e, ok)
 		}
 	}

@@ -1,7 +1,9 @@
 package natsbroker
 
 import (
+	"math"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -24,6 +26,15 @@ type roomState struct {
 func (b *Broker) runReceiver() {
 	defer b.wg.Done()
 	rooms := make(map[string]*roomState)
+	// retry is set while a catch-up could not read every room's last
+	// message (JetStream still recovering): it is tried again then.
+	var retry <-chan time.Time
+	catchUp := func() {
+		retry = nil
+		if !b.catchUp(rooms) {
+			retry = time.After(b.opts.Timeout)
+		}
+	}
 	for {
 		select {
 		case <-b.ctx.Done():
@@ -35,7 +46,9 @@ func (b *Broker) runReceiver() {
 				b.deliver(e)
 			}
 		case <-b.reconn:
-			b.catchUp(rooms)
+			catchUp()
+		case <-retry:
+			catchUp()
 		}
 	}
 }
@@ -83,13 +96,13 @@ func (b *Broker) receive(rooms map[string]*roomState, m *nats.Msg) {
 			return
 		}
 		if e.Position.Offset > st.pos.Offset+1 {
-			b.fill(st, e.Room, e.Position.Offset-1)
+			b.fill(st, e.Room, e.Position.Offset-1, st.seq+1, before(w.seq))
 		}
 	} else if st.pos.Epoch != "" && e.Position.Offset > 1 {
 		// A new epoch began while this node was subscribed: what it
 		// holds before this message is missing too.
 		st.pos = hub.Position{Epoch: e.Position.Epoch}
-		b.fill(st, e.Room, e.Position.Offset-1)
+		b.fill(st, e.Room, e.Position.Offset-1, 1, before(w.seq))
 	}
 	st.pos, st.seq = e.Position, w.seq
 	b.stats.received.Add(1)
@@ -97,24 +110,28 @@ func (b *Broker) receive(rooms map[string]*roomState, m *nats.Msg) {
 }
 
 // fill delivers the kept messages of room after st.pos up to offset
-// upTo, and moves st.pos along. What the store no longer has (or cannot
-// give now) is counted in Stats.Missed.
-func (b *Broker) fill(st *roomState, room string, upTo uint64) {
+// upTo, found at stream sequences from fromSeq to toSeq, and moves
+// st.pos along. What the store no longer has (or cannot give now) is
+// counted in Stats.Missed.
+func (b *Broker) fill(st *roomState, room string, upTo, fromSeq, toSeq uint64) {
 	want := upTo - st.pos.Offset
-	entries, err := b.fetch(b.ctx, room, st.pos, int(want))
-	if err != nil {
-		b.log.Warn("natsbroker: could not fetch missed messages from JetStream", "room", room, "error", err)
-	}
 	got := uint64(0)
-	for _, w := range entries {
+	err := b.readRange(room, fromSeq, toSeq, func(w wireMsg) bool {
 		e := w.env
-		if e.Position.Epoch != st.pos.Epoch || e.Position.Offset <= st.pos.Offset || e.Position.Offset > upTo {
-			continue
+		if e.Position.Epoch != st.pos.Epoch || e.Position.Offset <= st.pos.Offset {
+			return true
+		}
+		if e.Position.Offset > upTo {
+			return false
 		}
 		st.pos, st.seq = e.Position, w.seq
 		got++
 		b.stats.filled.Add(1)
 		b.deliver(e)
+		return got < want
+	})
+	if err != nil {
+		b.log.Warn("natsbroker: could not read missed messages from JetStream", "room", room, "error", err)
 	}
 	if got < want {
 		b.stats.missed.Add(want - got)
@@ -124,24 +141,39 @@ func (b *Broker) fill(st *roomState, room string, upTo uint64) {
 // catchUp runs after a reconnect: for every room with history this node
 // follows, it delivers what was appended while the node was not
 // listening, so that a room without later messages does not keep its
-// gap.
-func (b *Broker) catchUp(rooms map[string]*roomState) {
+// gap. It reports whether it could read every room's last message; it
+// stops at the first it cannot (JetStream not answering yet), so that
+// the receiver waits Options.Timeout once, not once per room.
+func (b *Broker) catchUp(rooms map[string]*roomState) bool {
 	for room, st := range rooms {
 		if gen := b.subscribed(room); gen == 0 || gen != st.gen {
 			delete(rooms, room)
 			continue
 		}
-		last, _, err := b.lastOf(b.ctx, room)
-		if err != nil || last.Offset == 0 {
+		last, seq, err := b.lastOf(b.ctx, room)
+		if err != nil {
+			return false
+		}
+		if seq == 0 {
 			continue
 		}
 		if last.Epoch == st.pos.Epoch && last.Offset > st.pos.Offset {
-			b.fill(st, room, last.Offset)
+			b.fill(st, room, last.Offset, st.seq+1, seq)
 		} else if last.Epoch != st.pos.Epoch {
 			st.pos = hub.Position{Epoch: last.Epoch}
-			b.fill(st, room, last.Offset)
+			b.fill(st, room, last.Offset, 1, seq)
 		}
 	}
+	return true
+}
+
+// before returns the stream sequence before seq, or the largest one
+// when seq is unknown (0: a message from an older version).
+func before(seq uint64) uint64 {
+	if seq == 0 {
+		return math.MaxUint64
+	}
+	return seq - 1
 }
 
 func (b *Broker) malformed(err error) {
