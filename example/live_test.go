@@ -521,24 +521,13 @@ func TestLiveSpansInstancesOnRedis(t *testing.T) {
 // to the last probe, so that what follows can be checked exactly.
 func liveCross(t *testing.T, a, b *wstest.Conn) {
 	t.Helper()
-	b.Timeout = 100 * time.Millisecond
-	defer func() { b.Timeout = 0 }()
-	deadline := time.Now().Add(10 * time.Second)
-	var lastSent, got string
-	for i := 0; ; i++ {
-		if time.Now().After(deadline) {
-			t.Fatal("no message crossed instances within 10 s")
-		}
-		lastSent = fmt.Sprint("probe ", i)
-		testutil.NoErr(t, a.SendText(lastSent))
-		text, err := b.ReceiveText()
+	lastSent, got := sendUntilCrossed(t, a, b, func(text string) (string, bool) {
 		var f liveFrame
-		if err == nil && json.Unmarshal([]byte(text), &f) == nil && f.Type == "message" {
-			got = f.Data
-			break
+		if json.Unmarshal([]byte(text), &f) == nil && f.Type == "message" {
+			return f.Data, true
 		}
-	}
-	b.Timeout = 0
+		return "", false
+	})
 	for f := next(t, a); f.Data != lastSent; f = next(t, a) {
 	}
 	for got != lastSent {

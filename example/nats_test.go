@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"net"
 	"os"
 	"strings"
@@ -39,28 +38,7 @@ func TestRoomsSpanInstancesOnNATS(t *testing.T) {
 	a := one.dial(t, "/ws/rooms/"+room+"?name=ann", nil)
 	b := two.dial(t, "/ws/rooms/"+room+"?name=bob", nil)
 	testutil.Eventually(t, func() bool { return one.rooms.Count(room) == 1 && two.rooms.Count(room) == 1 }, "joins: %d %d", one.rooms.Count(room), two.rooms.Count(room))
-	// What the instances said so far (presence) is drained; then exact
-	// delivery.
-	a.Timeout = 100 * time.Millisecond
-	b.Timeout = 100 * time.Millisecond
-	crossed := false
-	for i := 0; i < 50 && !crossed; i++ {
-		testutil.NoErr(t, a.SendText(fmt.Sprint("probe ", i)))
-		for {
-			m, err := b.ReceiveText()
-			if err != nil {
-				break
-			}
-			if strings.HasPrefix(m, "probe ") {
-				crossed = true
-				break
-			}
-		}
-	}
-	testutil.Check(t, crossed, "no message crossed instances through NATS")
-	drain(a)
-	drain(b)
-	a.Timeout, b.Timeout = 0, 0
+	roomsCross(t, a, b)
 
 	testutil.NoErr(t, a.SendText(`{"name":"ann","text":"hello bob"}`))
 	testutil.NoErr(t, b.ExpectText(`{"name":"ann","text":"hello bob"}`))

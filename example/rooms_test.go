@@ -124,19 +124,7 @@ func TestRoomsSpanInstancesOnRedis(t *testing.T) {
 	b := two.dial(t, "/ws/rooms/"+room+"?name=bob", nil)
 	testutil.Eventually(t, func() bool { return one.rooms.Count(room) == 1 && two.rooms.Count(room) == 1 }, "joins")
 
-	// The subscription to the room may take a moment to reach Redis:
-	// send until one message crosses, then check exact delivery.
-	a.Timeout = 100 * time.Millisecond
-	b.Timeout = 100 * time.Millisecond
-	crossed := false
-	for i := 0; i < 50 && !crossed; i++ {
-		testutil.NoErr(t, a.SendText(fmt.Sprint("probe ", i)))
-		m, err := b.ReceiveText()
-		crossed = err == nil && strings.HasPrefix(m, "probe ")
-	}
-	testutil.Check(t, crossed, "no message crossed instances through Redis")
-	drain(b)
-	a.Timeout, b.Timeout = 0, 0
+	roomsCross(t, a, b)
 
 	testutil.NoErr(t, a.SendText(`{"name":"ann","text":"hello bob"}`))
 	testutil.NoErr(t, b.ExpectText(`{"name":"ann","text":"hello bob"}`))
@@ -163,6 +151,43 @@ func TestRoomsSpanInstancesOnRedis(t *testing.T) {
 	testutil.Eventually(t, func() bool { return one.local.Count("chat") == 1 && two.local.Count("chat") == 1 }, "chat joins")
 	testutil.NoErr(t, c1.SendText("local only"))
 	testutil.NoErr(t, c2.ExpectNoMessage(300*time.Millisecond))
+}
+
+// roomsCross sends probes from a to the room until b receives one (the
+// subscription to the room may take a moment to reach the broker), then
+// reads b up to the last probe sent: one sender's messages arrive in
+// order, so nothing of the probes is left to arrive after it, and what
+// follows can be checked exactly.
+func roomsCross(t *testing.T, a, b *wstest.Conn) {
+	t.Helper()
+	lastSent, got := sendUntilCrossed(t, a, b, func(text string) (string, bool) { return text, strings.HasPrefix(text, "probe ") })
+	for got != lastSent {
+		var err error
+		got, err = b.ReceiveText()
+		testutil.NoErr(t, err)
+	}
+}
+
+// sendUntilCrossed sends probes from a until b receives a message that
+// probe (which reads a message into a probe's text) accepts; it returns
+// the last probe sent and the one b received.
+func sendUntilCrossed(t *testing.T, a, b *wstest.Conn, probe func(text string) (string, bool)) (lastSent, got string) {
+	t.Helper()
+	b.Timeout = 100 * time.Millisecond
+	defer func() { b.Timeout = 0 }()
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; ; i++ {
+		if time.Now().After(deadline) {
+			t.Fatal("no message crossed instances within 10 s")
+		}
+		lastSent = fmt.Sprint("probe ", i)
+		testutil.NoErr(t, a.SendText(lastSent))
+		if text, err := b.ReceiveText(); err == nil {
+			if got, ok := probe(text); ok {
+				return lastSent, got
+			}
+		}
+	}
 }
 
 // drain discards what c has received so far.
