@@ -51,10 +51,20 @@ func (in *inbox) all() []hub.Envelope {
 	return append([]hub.Envelope(nil), in.got...)
 }
 
-// openBroker opens a broker as a Hub would, closed at cleanup.
+// openBroker opens a broker as a Hub would, closed at cleanup. Options
+// without a Timeout get a generous one (5s), so that Open confirming its
+// subscription slowly on a loaded machine is not taken for an outage;
+// tests about timeouts set their own.
 func openBroker(t testing.TB, c redis.UniversalClient, node string, opts *redisbroker.Options) (*redisbroker.Broker, *inbox, error) {
 	t.Helper()
-	b := redisbroker.New(c, opts)
+	var o redisbroker.Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 5 * time.Second
+	}
+	b := redisbroker.New(c, &o)
 	in := newInbox()
 	err := b.Open(node, in.deliver)
 	t.Cleanup(func() { b.Close() })
