@@ -47,6 +47,11 @@ func BenchmarkCrossNodeBroadcast(b *testing.B) {
 			return fmt.Sprintf("A: %+v %+v; B: %+v %+v", na.hub.Stats(), na.broker.Stats(), nb.hub.Stats(), nb.broker.Stats())
 		},
 	})
+	// Both nodes lived throughout: a heartbeat starved by the delivery
+	// load would have let the other node sweep their members.
+	if swept := na.broker.Stats().Expired + nb.broker.Stats().Expired; swept > 0 {
+		b.Errorf("%d live members were swept as expired during the run: a heartbeat came late (A: %+v; B: %+v)", swept, na.broker.Stats(), nb.broker.Stats())
+	}
 }
 
 // hubNode is one process: a Hub on a natsbroker, serving /ws/{room}.
