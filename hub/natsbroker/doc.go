@@ -152,10 +152,10 @@
 //     kept failing now and then for as long as the lost server stayed
 //     down (in our runs, about one attempt in three hung until its
 //     timeout, tens of seconds after the loss), so gap filling and the
-//     sweep read with single gets instead; History still reads through a
-//     consumer, and presence changes, which a watcher consumer carries,
-//     reached the other nodes 1 to 8 s after being written in the
-//     test's runs.
+//     sweep read with single gets instead, and History falls back to them
+//     when its consumer cannot be made in half of Options.Timeout;
+//     presence changes, which a watcher consumer carries, reached the
+//     other nodes 0 to 8 s after being written in the test's runs.
 //
 // # Goroutines
 //

@@ -203,8 +203,10 @@ func (b *Broker) lastOf(ctx context.Context, room string) (hub.Position, uint64,
 // History returns the kept messages of room after since, oldest first,
 // at most limit of them, and the room's current position; implements
 // hub.HistoryBroker. It reads the room's subject of the history stream
-// with a short-lived consumer, within Options.Timeout. A room with no
-// kept message has the zero position.
+// with a short-lived consumer, within Options.Timeout; when no consumer
+// could be made in half of it (a cluster that lost a server can keep
+// failing to), it reads the messages one get at a time in the rest. A
+// room with no kept message has the zero position.
 func (b *Broker) History(ctx context.Context, room string, since hub.Position, limit int) ([]hub.Entry, hub.Position, error) {
 	if err := b.begin(); err != nil {
 		return nil, hub.Position{}, err
@@ -219,7 +221,21 @@ func (b *Broker) History(ctx context.Context, room string, since hub.Position, l
 	if seq == 0 {
 		return nil, hub.Position{}, nil
 	}
-	msgs, err := b.read(ctx, room, since, limit, seq, last)
+	cctx, ccancel := context.WithTimeout(ctx, b.opts.Timeout/2)
+	msgs, err := b.read(cctx, room, since, limit, seq, last)
+	ccancel()
+	if err != nil && ctx.Err() == nil {
+		// No consumer could be made in time (a cluster that lost a
+		// server can keep failing to): the same, one get at a time.
+		msgs = msgs[:0]
+		err = b.readRange(ctx, b.opts.Timeout, room, 1, seq, func(w wireMsg) bool {
+			if w.env.Position.Epoch == since.Epoch && w.env.Position.Offset <= since.Offset {
+				return true
+			}
+			msgs = append(msgs, w)
+			return limit <= 0 || len(msgs) < limit
+		})
+	}
 	if err != nil {
 		return nil, hub.Position{}, natsErr("reading the room's history", err)
 	}
@@ -237,40 +253,40 @@ func (b *Broker) History(ctx context.Context, room string, since hub.Position, l
 // a server, making consumers kept failing for tens of seconds
 // (nats-server 2.9) while gets answered again once the stream had a
 // leader. Each get is bounded by Options.Timeout; a get that fails is
-// tried again until 2 × Options.Timeout passed without progress.
-func (b *Broker) readRange(room string, fromSeq, toSeq uint64, keep func(wireMsg) bool) error {
+// tried again until ctx ends or giveUp passed without progress.
+func (b *Broker) readRange(ctx context.Context, giveUp time.Duration, room string, fromSeq, toSeq uint64, keep func(wireMsg) bool) error {
 	subj := b.histSubj + token(room)
 	var s jetstream.Stream
 	failing := time.Time{} // when the current run of failures began
 	for seq := fromSeq; seq <= toSeq; {
 		var m *jetstream.RawStreamMsg
-		ctx, cancel := b.bounded(b.ctx)
+		gctx, cancel := context.WithTimeout(ctx, b.opts.Timeout)
 		var err error
 		if s == nil {
-			s, err = b.existingStream(ctx)
+			s, err = b.existingStream(gctx)
 			if err == nil && s == nil {
 				cancel()
 				return nil // no stream: nothing kept
 			}
 		}
 		if err == nil {
-			m, err = s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
+			m, err = s.GetMsg(gctx, seq, jetstream.WithGetMsgSubject(subj))
 		}
 		cancel()
 		switch {
 		case errors.Is(err, jetstream.ErrMsgNotFound):
 			return nil
 		case err != nil:
-			if b.ctx.Err() != nil {
+			if ctx.Err() != nil {
 				return err
 			}
 			if failing.IsZero() {
 				failing = time.Now()
-			} else if time.Since(failing) > 2*b.opts.Timeout {
+			} else if time.Since(failing) > giveUp {
 				return err
 			}
 			select {
-			case <-b.ctx.Done():
+			case <-ctx.Done():
 				return err
 			case <-time.After(b.opts.Timeout / 10):
 			}

@@ -116,7 +116,7 @@ func (b *Broker) receive(rooms map[string]*roomState, m *nats.Msg) {
 func (b *Broker) fill(st *roomState, room string, upTo, fromSeq, toSeq uint64) {
 	want := upTo - st.pos.Offset
 	got := uint64(0)
-	err := b.readRange(room, fromSeq, toSeq, func(w wireMsg) bool {
+	err := b.readRange(b.ctx, 2*b.opts.Timeout, room, fromSeq, toSeq, func(w wireMsg) bool {
 		e := w.env
 		if e.Position.Epoch != st.pos.Epoch || e.Position.Offset <= st.pos.Offset {
 			return true
