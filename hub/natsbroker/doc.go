@@ -155,7 +155,7 @@
 //     sweep read with single gets instead, and History falls back to them
 //     when its consumer cannot be made in half of Options.Timeout;
 //     presence changes, which a watcher consumer carries, reached the
-//     other nodes 0 to 8 s after being written in the test's runs.
+//     other nodes 0 to 13 s after being written in the test's runs.
 //
 // # Goroutines
 //
