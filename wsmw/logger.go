@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -42,30 +43,70 @@ import (
 // Put Logger first in the chain so that it sees every refusal. Counting
 // costs nothing per message: the counts are wsroute's (Conn.Stats), read
 // once at the end.
+//
+// The connection's own fields (route to conn) are worked out once, when
+// the first of its lines is logged, and shared by both lines: one
+// allocation per connection for everything Logger keeps, and none when
+// the level is disabled.
 func Logger(l *slog.Logger) Middleware {
 	return func(next wsroute.HandlerFunc) wsroute.HandlerFunc {
 		return func(ctx context.Context, c *wsroute.Conn) error {
-			logger := l
-			if logger == nil {
-				logger = slog.Default()
+			cl := &connLog{ctx: ctx, logger: l, c: c, start: time.Now()}
+			if cl.logger == nil {
+				cl.logger = slog.Default()
 			}
-			start := time.Now()
-			c.OnAccept(func() {
-				if !logger.Enabled(ctx, slog.LevelInfo) {
-					return
-				}
-				attrs := append(connAttrs(c), slog.String("subprotocol", c.Subprotocol()))
-				logger.LogAttrs(ctx, slog.LevelInfo, "websocket accepted", attrs...)
-			})
-			c.OnEnd(func(e wsroute.ConnEnd) {
-				logEnd(ctx, logger, c, e, time.Since(start))
-			})
+			c.OnAccept(cl.accepted)
+			c.OnEnd(cl.ended)
 			return next(ctx, c)
 		}
 	}
 }
 
-func logEnd(ctx context.Context, logger *slog.Logger, c *wsroute.Conn, e wsroute.ConnEnd, d time.Duration) {
+// connLog is Logger's state for one connection. attrs[:n] holds the
+// connection's fields once base has run; each line appends its own after
+// them, in the spare capacity, so neither line allocates a slice. A
+// handler receives the attributes in a slog.Record, which copies them, so
+// the second line may overwrite what the first appended; mu keeps the two
+// apart should Accept run on another goroutine than the handler's end.
+type connLog struct {
+	ctx    context.Context
+	logger *slog.Logger
+	c      *wsroute.Conn
+	start  time.Time
+	mu     sync.Mutex // guards n and attrs
+	n      int
+	attrs  [maxConnAttrs + maxLineAttrs]slog.Attr
+}
+
+const (
+	maxConnAttrs = 5 // route, path, query, remote, conn
+	maxLineAttrs = 8 // code, reason, duration, the 4 counts, error
+)
+
+// base returns the connection's fields, working them out the first time.
+func (cl *connLog) base() []slog.Attr {
+	if cl.n == 0 {
+		cl.n = len(appendConnAttrs(cl.attrs[:0], cl.c))
+	}
+	return cl.attrs[:cl.n]
+}
+
+func (cl *connLog) accepted() {
+	if !cl.logger.Enabled(cl.ctx, slog.LevelInfo) {
+		return
+	}
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	attrs := append(cl.base(), slog.String("subprotocol", cl.c.Subprotocol()))
+	cl.logger.LogAttrs(cl.ctx, slog.LevelInfo, "websocket accepted", attrs...)
+}
+
+func (cl *connLog) ended(e wsroute.ConnEnd) {
+	logEnd(cl, e, time.Since(cl.start))
+}
+
+func logEnd(cl *connLog, e wsroute.ConnEnd, d time.Duration) {
+	c, ctx, logger := cl.c, cl.ctx, cl.logger
 	level := slog.LevelInfo
 	if e.Code == wsroute.StatusInternalError || e.Status >= 500 && !clientLeft(c, e.Err) {
 		level = slog.LevelError
@@ -73,7 +114,9 @@ func logEnd(ctx context.Context, logger *slog.Logger, c *wsroute.Conn, e wsroute
 	if !logger.Enabled(ctx, level) {
 		return
 	}
-	attrs := connAttrs(c)
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	attrs := cl.base()
 	msg := "websocket closed"
 	if e.Accepted {
 		s := c.Stats()
@@ -96,9 +139,9 @@ func logEnd(ctx context.Context, logger *slog.Logger, c *wsroute.Conn, e wsroute
 	logger.LogAttrs(ctx, level, msg, attrs...)
 }
 
-func connAttrs(c *wsroute.Conn) []slog.Attr {
+// appendConnAttrs appends the connection's fields: at most maxConnAttrs.
+func appendConnAttrs(attrs []slog.Attr, c *wsroute.Conn) []slog.Attr {
 	r := c.Request()
-	attrs := make([]slog.Attr, 0, 16)
 	if r.Pattern != "" {
 		attrs = append(attrs, slog.String("route", r.Pattern))
 	}
