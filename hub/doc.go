@@ -46,10 +46,14 @@
 //
 // [Hub.Broadcast] copies the message once and enqueues it for each member:
 // memory work on the caller's goroutine, no network write, no allocation
-// per member. Each member's writer goroutine exists only while that member
-// has messages queued; it hands everything queued to the socket in one
-// write ([wsroute.Conn.SendBatch]), each message still its own WebSocket
-// message, in broadcast order. [Hub.SendTo] reaches one connection by ID.
+// per member. The hub's writers, at most GOMAXPROCS goroutines that exist
+// only while some member has messages queued, then hand each member's
+// queue to its socket in one write, each message still its own WebSocket
+// message, in broadcast order; that write never waits. A member whose
+// socket cannot take its queue at once (a slow or distant client) gets a
+// writer goroutine of its own until its queue is empty, which waits for
+// the socket ([wsroute.Conn.SendBatch]), so it holds up no other member.
+// [Hub.SendTo] reaches one connection by ID.
 //
 // # Slow consumers
 //

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 
@@ -43,8 +44,10 @@ type Hub struct {
 	readsMu sync.Mutex
 	reads   map[storeKey]*storeRead
 
-	writers sync.WaitGroup // member writers and slow-consumer closes
-	stats   counters
+	writers    sync.WaitGroup // hub writers, member writers and slow-consumer closes
+	wq         writeQueue     // members waiting for a writer (writers.go)
+	maxWriters int            // hub writers at most: GOMAXPROCS when made
+	stats      counters
 }
 
 type room struct {
@@ -77,6 +80,8 @@ func New(opts *Options) *Hub {
 		members: make(map[*wsroute.Conn]*member),
 		byID:    make(map[string]*member),
 		drained: make(chan struct{}),
+		// More writers than processors would only take turns.
+		maxWriters: runtime.GOMAXPROCS(0),
 	}
 	if h.opts.History.Size > 0 {
 		if h.opts.Broker != nil {

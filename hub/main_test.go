@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -142,6 +143,29 @@ type countingConn struct {
 func (c *countingConn) Write(p []byte) (int, error) {
 	c.writes.Add(1)
 	return c.Conn.Write(p)
+}
+
+// SyscallConn lets wsroute reach the socket's descriptor, as it does on
+// a server's own connections, so that the hub's writers make their
+// non-blocking writes here too. wsroute writes through Control, so each
+// call counts as a write (one that only reads the socket's state would
+// make the count higher, never lower).
+func (c *countingConn) SyscallConn() (syscall.RawConn, error) {
+	rc, err := c.Conn.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	return countingRawConn{RawConn: rc, writes: c.writes}, nil
+}
+
+type countingRawConn struct {
+	syscall.RawConn
+	writes *atomic.Int64
+}
+
+func (r countingRawConn) Control(f func(fd uintptr)) error {
+	r.writes.Add(1)
+	return r.RawConn.Control(f)
 }
 
 // read returns the next text message, failing the test on error.

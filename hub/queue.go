@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/nexio-go/nexio/internal/wsinternal"
 	"github.com/nexio-go/nexio/wsroute"
 )
 
@@ -13,14 +14,15 @@ import (
 // its outbound queue. It exists from the connection's first Join until
 // the connection ends, whatever rooms it is in meanwhile.
 //
-// The queue is bounded by Options.QueueMessages and QueueBytes. Its
-// writer goroutine (run) exists only while messages are queued: the first
-// enqueue into an empty, idle queue starts it, and it ends when it finds
-// the queue empty. An idle member therefore costs no goroutine, and keeps
-// at most a small buffer (keepQueue slots, 512 bytes). The writer hands
-// everything queued to the socket at once with Conn.SendBatch: one system
-// call for a burst, each message still its own frame, in the order
-// enqueued.
+// The queue is bounded by Options.QueueMessages and QueueBytes. While
+// messages are queued the member waits in the hub's line for one of the
+// hub's writers (writers.go), which hands everything queued to the socket
+// at once with a non-blocking write: one system call for a burst, each
+// message still its own frame, in the order enqueued. A member whose
+// socket cannot take it at once gets a writer goroutine of its own (run),
+// which waits for the socket with Conn.SendBatch, until its queue is
+// empty. An idle member therefore costs no goroutine, and keeps at most a
+// small buffer (keepQueue slots, 512 bytes).
 type member struct {
 	c      *wsroute.Conn
 	h      *Hub
@@ -32,7 +34,7 @@ type member struct {
 
 	mu       sync.Mutex
 	q        *queue
-	running  bool       // a writer goroutine owns the socket side
+	running  bool       // in the writers' line, or a writer owns the socket side
 	held     bool       // not accepted yet: messages wait, no writer runs
 	dead     bool       // slow, failed or gone: enqueue drops
 	catchups []*catchup // rooms whose past is being handed over (history.go)
@@ -135,8 +137,8 @@ func (m *member) enqueue(room string, pos Position, msg wsroute.Message) {
 	m.mu.Unlock()
 }
 
-// startLocked starts the writer if there is something for it to do and
-// nothing stops it; m.mu must be held.
+// startLocked hands the member to the hub's writers if there is
+// something to write and nothing stops it; m.mu must be held.
 func (m *member) startLocked() {
 	if m.running || m.held || m.dead {
 		return
@@ -145,8 +147,7 @@ func (m *member) startLocked() {
 		return
 	}
 	m.running = true
-	m.h.writers.Add(1)
-	go m.run()
+	m.h.schedule(m)
 }
 
 // dieLocked marks the member dead and drops what it holds; m.mu must be
@@ -162,56 +163,113 @@ func (m *member) dieLocked() {
 	}
 }
 
-// run is the member's writer. It owns the queue it takes; it ends when
-// the queue is empty or the member is dead, and it is the only writer of
-// the member at any time.
-func (m *member) run() {
+// take takes the member's queue for writing, first moving what a
+// catch-up holds into it; m.q gets spare (possibly nil) in its place.
+// With nothing to write, or the member dead, it ends the member's turn
+// (running is cleared, buffers go back) and returns nil.
+func (m *member) take(spare *queue) *queue {
+	m.mu.Lock()
+	if !m.dead && m.ready() {
+		if m.q == nil {
+			m.q = queues.Get().(*queue)
+		}
+		m.refill()
+	}
+	q := m.q
+	if m.dead || q == nil || len(q.msgs) == 0 {
+		m.running = false
+		if q != nil && (m.dead || cap(q.msgs) > keepQueue) {
+			// Dead, or grown by a burst: give the buffer back.
+			// A small one stays (at most keepQueue*32 bytes) to
+			// spare the next message a pool round trip.
+			m.q = nil
+			putQueue(q)
+		}
+		m.mu.Unlock()
+		if spare != nil { // the writer's own: never m.q
+			putQueue(spare)
+		}
+		return nil
+	}
+	m.q = spare
+	m.mu.Unlock()
+	return q
+}
+
+// sent records the outcome of writing q and empties q for reuse.
+func (m *member) sent(q *queue, err error) {
 	h := m.h
-	defer h.writers.Done()
+	if err != nil {
+		m.mu.Lock()
+		m.dieLocked()
+		m.mu.Unlock()
+		h.writeFailed(m, err)
+	} else {
+		h.stats.messagesOut.Add(uint64(len(q.msgs)))
+		h.stats.bytesOut.Add(uint64(q.bytes))
+	}
+	clear(q.msgs)
+	q.msgs = q.msgs[:0]
+	q.bytes = 0
+}
+
+// drain is one turn of the member on a hub writer (see Hub.schedule):
+// it writes the member's queue if the socket takes it at once, and goes
+// to the back of the line if more is queued meanwhile. When the socket
+// would make it wait, the member gets a goroutine of its own (run) that
+// waits, so a slow member never holds up the others. Either way it is the
+// only writer of the member while it runs.
+func (m *member) drain() {
+	h := m.h
+	q := m.take(nil)
+	if q == nil {
+		return
+	}
+	if !wsinternal.TrySendBatch(m.c, &q.msgs) {
+		h.writers.Add(1)
+		go m.run(q)
+		return
+	}
+	m.sent(q, nil)
+	m.mu.Lock()
+	if m.q == nil && !m.dead {
+		m.q = q // the buffer stays with the member, as in take
+		q = nil
+	}
+	more := !m.dead && (m.q != nil && len(m.q.msgs) > 0 || m.ready())
+	if !more {
+		m.running = false
+		if m.q != nil && (m.dead || cap(m.q.msgs) > keepQueue) {
+			putQueue(m.q)
+			m.q = nil
+		}
+	}
+	m.mu.Unlock()
+	if q != nil {
+		putQueue(q)
+	}
+	if more {
+		h.schedule(m) // still running: nobody else schedules it
+	}
+}
+
+// run is the member's own writer, for a member whose socket could not
+// take a batch at once: it sends first (a batch taken by drain, waiting
+// for the socket as long as the write deadline allows), then whatever
+// is queued, and ends when the queue is empty or the member is dead. It
+// is the only writer of the member while it runs.
+func (m *member) run(first *queue) {
+	defer m.h.writers.Done()
+	q := first
 	var spare *queue
 	for {
-		m.mu.Lock()
-		if !m.dead && m.ready() {
-			if m.q == nil {
-				m.q = queues.Get().(*queue)
-			}
-			m.refill()
-		}
-		q := m.q
-		if m.dead || q == nil || len(q.msgs) == 0 {
-			m.running = false
-			if q != nil && (m.dead || cap(q.msgs) > keepQueue) {
-				// Dead, or grown by a burst: give the buffer back.
-				// A small one stays (at most keepQueue*32 bytes) to
-				// spare the next message a pool round trip.
-				m.q = nil
-				putQueue(q)
-			}
-			m.mu.Unlock()
-			if spare != nil { // the writer's own: never m.q
-				putQueue(spare)
-			}
-			return
-		}
-		m.q = spare
-		m.mu.Unlock()
-
 		// No per-message context: the socket's write deadline
 		// (wsroute.Options.WriteTimeout) bounds a stalled peer.
-		err := m.c.SendBatch(context.Background(), q.msgs)
-		if err != nil {
-			m.mu.Lock()
-			m.dieLocked()
-			m.mu.Unlock()
-			h.writeFailed(m, err)
-		} else {
-			h.stats.messagesOut.Add(uint64(len(q.msgs)))
-			h.stats.bytesOut.Add(uint64(q.bytes))
-		}
-		clear(q.msgs)
-		q.msgs = q.msgs[:0]
-		q.bytes = 0
+		m.sent(q, m.c.SendBatch(context.Background(), q.msgs))
 		spare = q
+		if q = m.take(spare); q == nil {
+			return
+		}
 	}
 }
 

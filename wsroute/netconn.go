@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -212,6 +213,14 @@ type netConn struct {
 	// writerBufSize bytes, having seen no extension in the response
 	// (assumption 14). It must agree with direct.
 	smallWriter bool
+
+	// The socket's descriptor for tryWriteMessages (trysend.go), found
+	// at its first use; guarded by mu.
+	raw        syscall.RawConn
+	noRaw      bool
+	rawWriteFn func(fd uintptr) // c.rawWrite, made once
+	rawBuf     []byte           // what rawWrite writes
+	rawN       int              // what it wrote
 }
 
 const (
