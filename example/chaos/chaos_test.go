@@ -170,8 +170,13 @@ func runChaos(t *testing.T, redisOpt *redis.Options, rs *redisServer) string {
 	r.waitJoined(ctx, stalledFirehose, stalledChat)
 
 	// The injection phase.
-	phase, endPhase := context.WithTimeout(ctx, *chaosDuration)
+	// Ended by cancellation, not a deadline: with a deadline, a dial
+	// fails with "i/o timeout" as soon as it passes, while Err stays nil
+	// until the context's own timer has run, which a loaded machine
+	// delays; the slowloris loop then counted dozens of failed dials.
+	phase, endPhase := context.WithCancel(ctx)
 	defer endPhase()
+	defer time.AfterFunc(*chaosDuration, endPhase).Stop()
 	start := time.Now()
 	stopPub := make(chan struct{})
 	var pubWG, faultWG sync.WaitGroup
