@@ -111,11 +111,18 @@ func TestPingsDoNotKillAHealthyLargeSend(t *testing.T) {
 		name       string
 		size, rate int // bytes, bytes a second
 		deflate    bool
+		// pongTimeout is shorter than the send. The long writes
+		// take twice theirs, which leaves a loaded machine room to
+		// stall the peer's reads a while (a stall longer than
+		// PongTimeout the server may rightly judge); behind the
+		// kernel's buffers, the peer needs more than PongTimeout to
+		// reach the ping, which only the progress it makes excuses.
+		pongTimeout time.Duration
 	}{
-		{"long write", 16 << 20, 8 << 20, false},
-		{"ping behind the kernel's buffers", 6 << 20, 3 << 20, false},
+		{"long write", 16 << 20, 4 << 20, false, 2 * time.Second},
+		{"ping behind the kernel's buffers", 6 << 20, 3 << 20, false, time.Second},
 		// coder/websocket writes the frames: the same must hold.
-		{"long write, compressed", 16 << 20, 8 << 20, true},
+		{"long write, compressed", 16 << 20, 4 << 20, true, 2 * time.Second},
 	}
 	for _, tc := range testCases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -126,12 +133,12 @@ func TestPingsDoNotKillAHealthyLargeSend(t *testing.T) {
 				// measure is the race detector.
 				t.Skip("compression is too slow under -race for this timing")
 			}
-			testHealthyLargeSend(t, tc.size, tc.rate, tc.deflate)
+			testHealthyLargeSend(t, tc.size, tc.rate, tc.deflate, tc.pongTimeout)
 		})
 	}
 }
 
-func testHealthyLargeSend(t *testing.T, size, rate int, deflate bool) {
+func testHealthyLargeSend(t *testing.T, size, rate int, deflate bool, pongTimeout time.Duration) {
 	data := make([]byte, size)
 	rand.NewChaCha8([32]byte{1}).Read(data) // incompressible: compressed, it is as long on the wire
 	var sendErr error
@@ -144,7 +151,7 @@ func testHealthyLargeSend(t *testing.T, size, rate int, deflate bool) {
 			return "still sending"
 		}
 	}
-	opts := &wsroute.Options{PingInterval: 200 * time.Millisecond, PongTimeout: time.Second, WriteTimeout: 3 * time.Second}
+	opts := &wsroute.Options{PingInterval: 200 * time.Millisecond, PongTimeout: pongTimeout, WriteTimeout: 3 * time.Second}
 	var h http.Header
 	if deflate {
 		opts.Compression = wsroute.CompressionNoContextTakeover
