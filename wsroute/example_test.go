@@ -195,3 +195,44 @@ func ExampleConn_State() {
 	// after Accept: open
 	// after Close: closed
 }
+
+// The echo example with Detach: the handler returns once the connection
+// is accepted, and the message function answers each message. An idle
+// connection then keeps no handler goroutine; what the function returns
+// ends the connection as a handler's error would (here a CloseError).
+func ExampleConn_Detach() {
+	h := wsroute.Handle(func(ctx context.Context, c *wsroute.Conn) error {
+		if err := c.Accept(ctx); err != nil {
+			return err
+		}
+		return c.Detach(ctx, func(ctx context.Context, c *wsroute.Conn, m wsroute.Message) error {
+			if m.Text() == "bye" {
+				return &wsroute.CloseError{Code: wsroute.StatusNormalClosure, Reason: "see you"}
+			}
+			return c.SendText(ctx, "Echo: "+m.Text())
+		})
+	})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+
+	ctx := context.Background()
+	client, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		panic(err)
+	}
+	defer client.CloseNow()
+	for _, msg := range []string{"hello", "again"} {
+		client.Write(ctx, websocket.MessageText, []byte(msg))
+		_, reply, _ := client.Read(ctx)
+		fmt.Println(string(reply))
+	}
+	client.Write(ctx, websocket.MessageText, []byte("bye"))
+	_, _, err = client.Read(ctx)
+	var ce websocket.CloseError
+	errors.As(err, &ce)
+	fmt.Println(ce.Code, ce.Reason)
+	// Output:
+	// Echo: hello
+	// Echo: again
+	// StatusNormalClosure see you
+}
