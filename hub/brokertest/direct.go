@@ -283,6 +283,12 @@ func (s *suite) testExpiry(t *testing.T) {
 		return got == "a3@A,b1@B"
 	}, "B lists %q %v after A crashed; members of a dead node must expire within %v", got, ExpiryBound+slack, ExpiryBound)
 	t.Logf("A's members expired on B %v after A was cut off", time.Since(crashed).Round(10*time.Millisecond))
+	// And no node holds them any longer.
+	var err error
+	testutil.Eventually(t, func() bool {
+		err = b.b.Publish(ctx, hub.Envelope{Origin: "B", Target: "a1", Type: wsroute.MessageText, Data: []byte("x")})
+		return errors.Is(err, hub.ErrNoSuchConn)
+	}, "SendTo a member of the crashed A: %v, want hub.ErrNoSuchConn", err)
 	// Every node with members in the room hears each expired member
 	// leave, the restarted A too: there, the Origin of its
 	// predecessor's changes is not its own name (the hub would take

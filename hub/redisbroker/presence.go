@@ -21,11 +21,18 @@ import (
 //
 //	P pr:<room>        set of instances with members in room
 //	P pm:<I>:<room>    hash: connection ID -> member (JSON: node, meta)
-//	P c:<connID>       string: the node holding the connection (SendTo)
+//	P c:<connID>       string: "<I>|<node>", the instance and node holding
+//	                   the connection (SendTo)
 //
-// Each key carries a TTL of Options.PresenceTTL, refreshed every
+// The room keys carry a TTL of Options.PresenceTTL, refreshed every
 // Options.Heartbeat, so the entries of a node that stopped without
-// cleaning up expire PresenceTTL after its last heartbeat. A heartbeat
+// cleaning up expire PresenceTTL after its last heartbeat. A node has
+// one key per connection, and refreshing each of them every heartbeat
+// would cost Redis a command per connection every Heartbeat (50,000 a
+// second at 100,000 connections with the defaults): so a connection's
+// key lives connTTL and each is refreshed only once in a third of that,
+// and SendTo trusts it only while its instance's key (P i:<I>, below)
+// is alive. A heartbeat
 // that finds a key missing (Redis restarted without persistence, or an
 // outage outlasted the TTL) writes it again from the node's local state,
 // which is the truth: Redis is a cache of it.
@@ -51,8 +58,15 @@ type presence struct {
 }
 
 type connEntry struct {
-	rooms int    // local rooms the connection is in
-	node  string // the node that holds it
+	rooms int       // local rooms the connection is in
+	node  string    // the node that holds it
+	due   time.Time // when its key is to be refreshed; zero: not written yet
+}
+
+// connTTL is how long a connection's key lives in Redis without a
+// refresh; it is refreshed a third of that after it was last written.
+func (b *Broker) connTTL() time.Duration {
+	return max(10*b.opts.PresenceTTL, time.Minute)
 }
 
 func (p *presence) init() {
@@ -390,9 +404,15 @@ func (b *Broker) probe() error {
 // heartbeat extends the TTL of this node's presence keys, and marks dirty
 // whatever Redis no longer has, for flush to write again.
 func (b *Broker) heartbeat() error {
+	now := time.Now()
 	b.mu.Lock()
 	rooms := slices.Collect(maps.Keys(b.pres.local))
-	conns := slices.Collect(maps.Keys(b.pres.conns))
+	var conns []string // those whose key is due for a refresh
+	for id, e := range b.pres.conns {
+		if !e.due.IsZero() && !now.Before(e.due) {
+			conns = append(conns, id)
+		}
+	}
 	b.mu.Unlock()
 	if len(rooms)+len(conns) == 0 {
 		return nil
@@ -410,7 +430,7 @@ func (b *Broker) heartbeat() error {
 	}
 	connCmds := make([]*redis.BoolCmd, len(conns))
 	for i, conn := range conns {
-		connCmds[i] = pipe.PExpire(ctx, b.connKey(conn), ttl)
+		connCmds[i] = pipe.PExpire(ctx, b.connKey(conn), b.connTTL())
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return err
@@ -422,8 +442,13 @@ func (b *Broker) heartbeat() error {
 	if !alive.Val() {
 		// Redis lost this node's key (a restart), or this node was cut
 		// off long enough for the others to give its members up: the
-		// members are written again (below) and announced again.
+		// members are written again (below) and announced again, and
+		// every connection's key too (those not due now are not
+		// checked below).
 		b.reannounceLocked()
+		for conn := range p.conns {
+			p.dirtyConns[conn] = struct{}{}
+		}
 	}
 	for i, c := range roomCmds {
 		if c.Val() {
@@ -433,9 +458,12 @@ func (b *Broker) heartbeat() error {
 			p.dirtyMembers[memberKey{rooms[i], conn}] = struct{}{}
 		}
 	}
+	next := now.Add(b.connTTL() / 3)
 	for i, c := range connCmds {
 		if !c.Val() {
 			p.dirtyConns[conns[i]] = struct{}{}
+		} else if e := p.conns[conns[i]]; e != nil {
+			e.due = next
 		}
 	}
 	return nil
@@ -480,9 +508,11 @@ func (b *Broker) flush() error {
 			pipe.SRem(ctx, b.roomSetKey(room), b.inst)
 		}
 	}
+	due := time.Now().Add(b.connTTL() / 3)
 	for conn := range dc {
 		if e := p.conns[conn]; e != nil {
-			pipe.Set(ctx, b.connKey(conn), e.node, ttl)
+			pipe.Set(ctx, b.connKey(conn), b.inst+"|"+e.node, b.connTTL())
+			e.due = due
 		} else {
 			pipe.Del(ctx, b.connKey(conn))
 		}

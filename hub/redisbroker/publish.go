@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -295,18 +296,51 @@ func (b *Broker) route(ctx context.Context, batch []*pubReq) error {
 		b.cmdHealth.fail(err)
 		return classify(err)
 	}
+	// A connection's key outlives a node that crashed (presence.go):
+	// it counts only while its instance's key is alive.
+	alive := make([]*redis.IntCmd, len(batch))
+	var check redis.Pipeliner
 	for i, g := range gets {
 		if g == nil {
 			continue
 		}
-		node, err := g.Result()
+		v, err := g.Result()
 		switch {
 		case errors.Is(err, redis.Nil):
 			batch[i].done <- ErrNoSuchConn
 		case err != nil:
 			batch[i].done <- classify(err)
 		default:
+			inst, node, ok := strings.Cut(v, "|")
+			if !ok {
+				node = v // the value a node before the instance was named writes
+			}
 			batch[i].channel = b.nodeChannel(node)
+			if ok {
+				if check == nil {
+					check = b.client.Pipeline()
+				}
+				alive[i] = check.Exists(ctx, b.aliveKey(inst))
+			}
+		}
+	}
+	if check == nil {
+		return nil
+	}
+	if _, err := check.Exec(ctx); err != nil {
+		b.cmdHealth.fail(err)
+		for i, a := range alive {
+			if a != nil {
+				batch[i].channel = ""
+				batch[i].done <- classify(err)
+			}
+		}
+		return nil
+	}
+	for i, a := range alive {
+		if a != nil && a.Val() == 0 {
+			batch[i].channel = ""
+			batch[i].done <- ErrNoSuchConn
 		}
 	}
 	return nil

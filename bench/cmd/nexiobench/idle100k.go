@@ -61,13 +61,10 @@ func nexioHubOptions() *hub.Options {
 		return nil
 	}
 	client := redis.NewClient(&redis.Options{Addr: benchRedis.addr})
-	// PresenceTTL 60 s instead of 6 s: the broker refreshes every
-	// connection's presence key each PresenceTTL/3, which at 100,000
-	// members is 50,000 Redis commands a second at the default, enough on
-	// two shared cores to starve Redis and time out the broadcasts.
+	// The broker's defaults: its heartbeat no longer refreshes a key per
+	// connection (the first runs needed PresenceTTL 60 s for that).
 	return &hub.Options{Broker: redisbroker.New(client, &redisbroker.Options{
-		Prefix:      benchRedis.prefix,
-		PresenceTTL: 60 * time.Second,
+		Prefix: benchRedis.prefix,
 	})}
 }
 
@@ -535,8 +532,7 @@ func (r idle100kResult) markdown(command, loadBefore, loadAfter string) string {
 	p("## %s idle members: %d %s processes on one Redis\n\n", group(r.members), r.procs, r.impl)
 	p("nexio as it is deployed at that size: %d server processes (`wsroute` + the `wsmw` chain + `hub` on `hub/redisbroker`, ", r.procs)
 	p("%s), one Redis with presence on ", held)
-	p("(`PresenceTTL` raised from 6 s to 60 s: the broker refreshes every connection's presence key each `PresenceTTL`/3, ")
-	p("which with the default is 50,000 Redis commands a second at 100,000 members; and `PongTimeout` from 20 s to 2 min: ")
+	p("(the broker's defaults; `PongTimeout` raised from 20 s to 2 min: ")
 	p("with every process on two shared cores a live member's pong can wait longer than 20 s, and it was then dropped as dead), ")
 	p("and %d client processes, each dialing its share from its own 127.0.0.x: a process may hold 20,000 files here, ", r.procs)
 	p("and one source address has ~28,000 ephemeral ports. Everything, Redis and the clients included, shares the 2 cores. ")
