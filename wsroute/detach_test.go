@@ -342,7 +342,8 @@ func TestModesLivePeerSurvivesPings(t *testing.T) {
 }
 
 // TestModesTrackerShutdown: Shutdown closes every connection with 1001
-// and returns once each has ended, detached or not.
+// and returns once each has ended, detached or not; connections that
+// come after it are told the same.
 func TestModesTrackerShutdown(t *testing.T) {
 	t.Parallel()
 	for _, mode := range modes {
@@ -381,6 +382,11 @@ func TestModesTrackerShutdown(t *testing.T) {
 			for code := range codes {
 				testutil.Equal(t, code, websocket.StatusGoingAway)
 			}
+
+			// New connections after the shutdown are told the same.
+			c := dial(t, srv, "/ws", nil)
+			code, _ := readClose(t, c)
+			testutil.Equal(t, code, websocket.StatusGoingAway)
 		})
 	}
 }

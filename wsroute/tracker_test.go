@@ -7,54 +7,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/nexio-go/nexio/internal/testutil"
-
 	"github.com/coder/websocket"
 
+	"github.com/nexio-go/nexio/internal/testutil"
 	"github.com/nexio-go/nexio/wsroute"
 )
-
-func TestTrackerShutdown(t *testing.T) {
-	t.Parallel()
-	tr := wsroute.NewTracker()
-	opts := &wsroute.Options{Tracker: tr}
-	srv := serve(t, opts, "/ws", echo)
-	const n = 5
-	var conns []*websocket.Conn
-	for range n {
-		conns = append(conns, dial(t, srv, "/ws", nil))
-	}
-	testutil.Eventually(t, func() bool { return tr.Len() == n }, "Len = %d, want %d", tr.Len(), n)
-
-	codes := make(chan websocket.StatusCode, n)
-	var wg sync.WaitGroup
-	for _, c := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			code, _ := readClose(t, c)
-			codes <- code
-		}()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	testutil.NoErr(t, tr.Shutdown(ctx))
-	wg.Wait()
-	close(codes)
-	for code := range codes {
-		testutil.Equal(t, code, websocket.StatusGoingAway)
-	}
-	testutil.Equal(t, tr.Len(), 0)
-
-	// New connections after the shutdown are told the same.
-	c := dial(t, srv, "/ws", nil)
-	code, _ := readClose(t, c)
-	testutil.Equal(t, code, websocket.StatusGoingAway)
-}
 
 func TestTrackerShutdownDropsStuckHandlers(t *testing.T) {
 	t.Parallel()
