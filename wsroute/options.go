@@ -88,7 +88,9 @@ type Options struct {
 	// client that stops reading cannot block a sender forever; when it
 	// passes, the connection is closed. A write that keeps progressing is
 	// never cut, by this or by the keepalive, however long it takes.
-	// Defaults to 10 seconds.
+	// The deadline is moved at most every WriteTimeout/64 (moving it for
+	// every message costs CPU), so a stalled write is cut after between
+	// 63/64 of WriteTimeout and WriteTimeout. Defaults to 10 seconds.
 	WriteTimeout time.Duration
 
 	// HandshakeTimeout is how long the handler (and its middleware) may

@@ -190,6 +190,7 @@ func (a *sendAbort) abort() {
 	if nc.onWire == a {
 		nc.abortReq.Store(true)
 		nc.Conn.SetWriteDeadline(aLongTimeAgo)
+		nc.deadlineAt.Store(0) // the next send moves it forward again
 	}
 	nc.abortMu.Unlock()
 }
