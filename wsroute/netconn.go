@@ -204,7 +204,7 @@ type netConn struct {
 	closeOnce  sync.Once
 	closed     atomic.Bool
 	written    atomic.Int64 // bytes handed to the socket, for the keepalive
-	deadlineAt atomic.Int64 // when the write deadline was last moved (Unix ns); 0: moved into the past
+	deadlineAt atomic.Int64 // when the write deadline was last moved (ns since monoStart, plus 1); 0: moved into the past
 
 	// direct is set when no extension was negotiated: data frames are
 	// then written by writeMessages, and coder/websocket only writes
@@ -442,12 +442,17 @@ func (c *netConn) writeLocked(p []byte, abortable bool) (int, error) {
 // deadline in the past is never taken for a fresh one by the next send.
 func (c *netConn) refreshDeadline() {
 	now := time.Now()
-	if last := c.deadlineAt.Load(); last != 0 && now.UnixNano()-last < int64(c.writeTimeout>>6) {
+	t := int64(now.Sub(monoStart)) + 1 // monotonic, never 0
+	if last := c.deadlineAt.Load(); last != 0 && t-last < int64(c.writeTimeout>>6) {
 		return
 	}
-	c.deadlineAt.Store(now.UnixNano())
+	c.deadlineAt.Store(t)
 	c.Conn.SetWriteDeadline(now.Add(c.writeTimeout))
 }
+
+// monoStart is what deadlineAt counts from: a monotonic clock reading, so
+// that a step of the wall clock cannot make an old deadline look fresh.
+var monoStart = time.Now()
 
 // writeMessages writes msgs as unmasked frames (servers never mask). It
 // is the data path when no extension was negotiated: coder/websocket's
