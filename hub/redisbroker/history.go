@@ -375,19 +375,14 @@ func laterEpoch(x, y string) bool {
 	return x[:14] > y[:14]
 }
 
-// call runs fn with ctx bounded by Options.Timeout, on a goroutine of its
-// own so that the caller's wait is bounded even where go-redis does not
-// watch the context; Close waits for it. name names the call in errors.
-func (b *Broker) call(ctx context.Context, name string, fn func(ctx context.Context) error) error {
-	return b.callWithin(ctx, name, b.opts.Timeout, fn)
-}
-
 // historyTimeouts is how many Options.Timeout a read of history may
 // take: it can return thousands of messages, and in a reconnect storm it
 // competes with every member's join for Redis and the CPU.
 const historyTimeouts = 10
 
-// callWithin is call with its own bound.
+// callWithin runs fn with ctx bounded by timeout, on a goroutine of its
+// own so that the caller's wait is bounded even where go-redis does not
+// watch the context; Close waits for it. name names the call in errors.
 func (b *Broker) callWithin(ctx context.Context, name string, timeout time.Duration, fn func(ctx context.Context) error) error {
 	b.mu.Lock()
 	switch b.state {
