@@ -173,6 +173,14 @@ func TestBrokerCollector(t *testing.T) {
 		return sample(t, reg, "nexio_broker_subscribed", one) == 1 && sample(t, reg, "nexio_broker_subscribed", two) == 1 &&
 			sample(t, reg, "nexio_broker_rooms", two) == 1
 	}, "the brokers are not both subscribed to the room")
+	// The gauges say each broker wants the room; that Redis has both
+	// subscriptions is another matter (a publish before it reaches no
+	// one): ask Redis.
+	channel := "{" + prefix + "}:r:lobby"
+	testutil.Eventually(t, func() bool {
+		n, err := client.PubSubNumSub(ctx, channel).Result()
+		return err == nil && n[channel] == 2
+	}, "Redis does not list both nodes as subscribers of %s", channel)
 	testutil.NoErr(t, a.Write(ctx, websocket.MessageText, []byte("across")))
 	_, got, err := b.Read(ctx)
 	testutil.NoErr(t, err)
