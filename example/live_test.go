@@ -300,7 +300,17 @@ func TestLivePresence(t *testing.T) {
 	expectSync(t, anon, true, 0)
 	join = nextPresence(t, ann)
 	testutil.Equal(t, join.Member.Name, join.Member.ID)
-	testutil.Equal(t, nextPresence(t, bob).Member.ID, join.Member.ID)
+	// Bob may first hear ann's join: the hub reports a join after it
+	// released the room, so one that came just before bob's may reach
+	// him (late, but true). Nothing else comes before anon's.
+	for {
+		f := nextPresence(t, bob)
+		if f.Member.Name == "ann" && f.Event == "join" {
+			continue
+		}
+		testutil.Equal(t, f.Member.ID, join.Member.ID)
+		break
+	}
 
 	bobID := nextPresenceFor(t, ann, "bob", "leave", func() { bob.Close(wsroute.StatusNormalClosure, "") })
 	testutil.Check(t, bobID != join.Member.ID, "leave of the wrong member")
