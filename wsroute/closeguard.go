@@ -47,7 +47,7 @@ type guardedConn struct {
 	// wait leaves what it read, or the error it met, in pre and preErr.
 	// wait runs outside coder/websocket's read lock, so mu orders it
 	// with Read (coder/websocket's close handshake reads on its own
-	// goroutine); Read holds mu only on a detached connection.
+	// goroutine, possibly from before the connection was detached).
 	mu       sync.Mutex
 	detached atomic.Bool // set once, before the first wait
 	idle     bool
@@ -73,12 +73,14 @@ func (g *guardedConn) takeBuffered(br *bufio.Reader) {
 }
 
 func (g *guardedConn) Read(p []byte) (int, error) {
-	if g.detached.Load() {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		if g.idle && g.atBoundary() {
-			return 0, errIdle
-		}
+	// Always under mu, not only once detached: a Close from another
+	// goroutine may start coder/websocket's close handshake, which
+	// reads, just before the handler returns after Detach and the
+	// reader starts to wait.
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.detached.Load() && g.idle && g.atBoundary() {
+		return 0, errIdle
 	}
 	for {
 		switch g.state {

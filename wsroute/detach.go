@@ -72,6 +72,13 @@ func (d *detached) Value(key any) any { return d.values.Value(key) }
 // when called twice, or once the handler has returned; it returns one
 // wrapping ErrClosed if the connection is already over. After Detach the
 // handler must not Receive: the connection's messages are fn's.
+//
+// Known issue: a Close from another goroutine (Tracker.Shutdown, a hub
+// disconnecting a slow member) in the moment the handler returns, or
+// while the reader moves between waits, can overlap coder/websocket's
+// close handshake, which reads the socket, with the reader's look at
+// coder/websocket's read buffer: the race detector reports it. A Close
+// begun before the handler returns is safe.
 func (c *Conn) Detach(ctx context.Context, fn MessageFunc) error {
 	if !c.accepted.Load() {
 		return fmt.Errorf("%w: Detach before Accept", ErrNotAccepted)
@@ -111,8 +118,12 @@ func (c *Conn) handOver(err error, stack []byte) bool {
 	c.lc.Lock()
 	c.handlerDone = true
 	d := c.detach
+	// A close already begun (another goroutine's Close) reads the
+	// socket through coder/websocket: no reader of ours may start
+	// beside it, and the connection ends as a returning handler's.
+	closing := c.State() >= StateClosing
 	c.lc.Unlock()
-	if d == nil || err != nil || stack != nil {
+	if d == nil || err != nil || stack != nil || closing {
 		return false
 	}
 	// The handshake's ResponseWriter keeps net/http's connection and
