@@ -171,30 +171,9 @@ func startListening(cmd *exec.Cmd) (string, error) {
 	if err := cmd.Start(); err != nil {
 		return "", err
 	}
-	addrc := make(chan string, 1)
-	// Reads the server's stdout; ends at the server's exit (EOF).
-	go func() {
-		sc := bufio.NewScanner(out)
-		sent := false
-		for sc.Scan() {
-			if a, ok := strings.CutPrefix(sc.Text(), "listening "); ok && !sent {
-				addrc <- a
-				sent = true
-			}
-		}
-		if !sent {
-			close(addrc)
-		}
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	select {
-	case a, ok := <-addrc:
-		if ok {
-			return a, nil
-		}
-		err = errors.New("server exited before listening")
-	case <-time.After(10 * time.Second):
-		err = errors.New("server did not start listening within 10s")
+	a, err := listening(out)
+	if err == nil {
+		return a, nil
 	}
 	stopServer(cmd)
 	return "", err

@@ -123,31 +123,9 @@ func runOne(self, impl string, pass int, clientArgs []string) (string, error) {
 	// after 5 s; Wait reaps it either way.
 	defer stopServer(srv)
 
-	addrc := make(chan string, 1)
-	// Reads the server's stdout; ends at the server's exit (EOF).
-	go func() {
-		sc := bufio.NewScanner(out)
-		sent := false
-		for sc.Scan() {
-			if a, ok := strings.CutPrefix(sc.Text(), "listening "); ok && !sent {
-				addrc <- a
-				sent = true
-			}
-		}
-		if !sent {
-			close(addrc)
-		}
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	var addr string
-	select {
-	case a, ok := <-addrc:
-		if !ok {
-			return "", errors.New("server exited before listening")
-		}
-		addr = a
-	case <-time.After(10 * time.Second):
-		return "", errors.New("server did not start listening within 10s")
+	addr, err := listening(out)
+	if err != nil {
+		return "", err
 	}
 
 	args := append([]string{"client", "-addr", addr, "-impl", impl, "-pass", itoa(pass), "-timeout", "90s"}, clientArgs...)
@@ -188,5 +166,36 @@ func stopServer(srv *exec.Cmd) {
 	case <-time.After(5 * time.Second):
 		_ = srv.Process.Kill()
 		<-done
+	}
+}
+
+// listening reads a server's stdout until it says "listening ADDR" and
+// returns ADDR; it fails if the server exits first or says nothing
+// within 10 s. Its reader goroutine drains out until the server exits
+// (EOF), so the server never blocks on a full pipe.
+func listening(out io.Reader) (string, error) {
+	addrc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		sent := false
+		for sc.Scan() {
+			if a, ok := strings.CutPrefix(sc.Text(), "listening "); ok && !sent {
+				addrc <- a
+				sent = true
+			}
+		}
+		if !sent {
+			close(addrc)
+		}
+		_, _ = io.Copy(io.Discard, out)
+	}()
+	select {
+	case a, ok := <-addrc:
+		if !ok {
+			return "", errors.New("server exited before listening")
+		}
+		return a, nil
+	case <-time.After(10 * time.Second):
+		return "", errors.New("server did not start listening within 10s")
 	}
 }
