@@ -34,7 +34,7 @@ type guardedConn struct {
 	netConn
 
 	pre   []byte        // bytes buffered by net/http before the hijack, read first
-	br    *bufio.Reader // coder/websocket's reader over g
+	br    *bufio.Reader // coder/websocket's reader over g (for a test's look: assumption 16)
 	sock  sockReader    // reads the socket, through a pooled buffer (readbuf.go)
 	held  []byte        // a close frame (and what came with it), held back
 	skip  int64         // payload bytes left of the current frame
@@ -80,6 +80,9 @@ func (g *guardedConn) Read(p []byte) (int, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.detached.Load() && g.idle && g.atBoundary() {
+		if h := idleHook.Load(); h != nil {
+			(*h)(g)
+		}
 		return 0, errIdle
 	}
 	for {
@@ -133,6 +136,10 @@ func (g *guardedConn) readSource(p []byte) (int, error) {
 // shallow stack, rather than deep in coder/websocket's read chain.
 var errIdle = errors.New("wsroute: no frame has begun to arrive")
 
+// idleHook, when set (by a test), is called as Read answers errIdle, on
+// the reading goroutine, under coder/websocket's read lock.
+var idleHook atomic.Pointer[func(*guardedConn)]
+
 // atBoundary reports whether everything read so far ends at the end of a
 // frame, with nothing left to hand on: coder/websocket, asking for more,
 // has consumed it all and waits for the start of the next frame.
@@ -161,16 +168,19 @@ func (g *guardedConn) setIdle(idle bool) {
 // rest coder/websocket reads.
 const wakeRead = 128
 
-// wait blocks until the peer sends something, unless coder/websocket
-// has bytes to read already. It is called with few frames below it, so
-// that the goroutine of an idle detached connection keeps its smallest
-// stack; what it reads, or the error it meets, is Read's next answer.
-// Where sockReader can wait with no buffer (readbuf.go), what comes
-// stays pending in its pooled buffer.
+// wait blocks until the peer sends something. It is called with few
+// frames below it, so that the goroutine of an idle detached connection
+// keeps its smallest stack, and only right after Read answered errIdle,
+// when coder/websocket's read buffer is empty (readDetached): it never
+// looks at that buffer, which coder/websocket's close handshake may be
+// filling on another goroutine. If another read has moved past the frame
+// boundary since, it returns at once. What it reads, or the error it
+// meets, is Read's next answer. Where sockReader can wait with no buffer
+// (readbuf.go), what comes stays pending in its pooled buffer.
 func (g *guardedConn) wait() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if !g.atBoundary() || g.br.Buffered() > 0 {
+	if !g.atBoundary() {
 		return
 	}
 	if g.sock.rawReads() {

@@ -159,6 +159,19 @@ import (
 //    TestPooledReadBufferReadsEveryFraming (no buffer held after the
 //    last message), TestSockReaderReadsAndFailsAsTheSocket, the detached
 //    tests (detach_test.go).
+//
+// 16. An errIdle answered means coder/websocket's read buffer is empty.
+//    It reads only with ReadByte and io.ReadFull (13), and a
+//    bufio.Reader asks the connection for bytes in those only when it
+//    holds none (bufio.go: ReadByte fills only when r == w; Read reads
+//    through only when r == w). So when Read answers errIdle, at a frame
+//    boundary, nothing is left in coder/websocket's buffer, and a
+//    detached connection's reader may wait for the peer (guardedConn.wait)
+//    without looking at that buffer: a look that would race with
+//    coder/websocket's close handshake, which reads through it on the
+//    goroutine of a Close. Tests: TestErrIdleOnlyWithAnEmptyReadBuffer
+//    (every errIdle of bursts of frames of every size, with the buffer
+//    looked at under the read lock), TestDetachedCloseFromElsewhere.
 
 // Control frame opcodes (RFC 6455, section 5.5), and the continuation
 // opcode of fragmented data messages.

@@ -73,12 +73,10 @@ func (d *detached) Value(key any) any { return d.values.Value(key) }
 // wrapping ErrClosed if the connection is already over. After Detach the
 // handler must not Receive: the connection's messages are fn's.
 //
-// Known issue: a Close from another goroutine (Tracker.Shutdown, a hub
-// disconnecting a slow member) in the moment the handler returns, or
-// while the reader moves between waits, can overlap coder/websocket's
-// close handshake, which reads the socket, with the reader's look at
-// coder/websocket's read buffer: the race detector reports it. A Close
-// begun before the handler returns is safe.
+// A Close from another goroutine (Tracker.Shutdown, a hub dropping a
+// slow member) may come at any moment, even as the handler returns:
+// coder/websocket's close handshake and the reader take turns on the
+// socket (TestDetachedCloseFromElsewhere).
 func (c *Conn) Detach(ctx context.Context, fn MessageFunc) error {
 	if !c.accepted.Load() {
 		return fmt.Errorf("%w: Detach before Accept", ErrNotAccepted)
@@ -132,37 +130,55 @@ func (c *Conn) handOver(err error, stack []byte) bool {
 	c.w = nil
 	c.hsMu.Unlock()
 	c.guard.detached.Store(true)
-	go c.readDetached(d)
+	go c.readDetached(d, false)
 	return true
 }
 
-// readDetached waits for the peer, reads each message of a detached
-// connection and hands it to fn, in order. Its goroutine is wsroute's,
-// one per detached connection at any time: when fn fails or the
-// connection ends, it ends the connection as a returning handler would,
-// and returns; when only control frames came, it hands the wait to a
-// new goroutine and returns. Messages do not start a new goroutine: each
-// would start on 2 KiB and grow it anew (an echo cost ~15% more CPU), and
-// the garbage collector never shrinks a stack back to 2 KiB (it needs
-// less than a quarter in use, counting 800 bytes of guard).
-func (c *Conn) readDetached(d *detached) {
+// readDetached reads each message of a detached connection and hands it
+// to fn, in order, waiting for the peer between messages. Its goroutine
+// is wsroute's, one per detached connection at any time: when fn fails
+// or the connection ends, it ends the connection as a returning handler
+// would, and returns; when only control frames came, it hands the wait
+// to a new goroutine and returns. Messages do not start a new goroutine:
+// each would start on 2 KiB and grow it anew (an echo cost ~15% more
+// CPU), and the garbage collector never shrinks a stack back to 2 KiB (it
+// needs less than a quarter in use, counting 800 bytes of guard).
+//
+// It waits (guardedConn.wait) only when coder/websocket's read buffer is
+// known to be empty: right after a read that answered errIdle, since
+// coder/websocket's bufio.Reader asks the connection for bytes only once
+// it has none (assumption 16 in coder.go). So the wait never looks at
+// that buffer, which coder/websocket's close handshake may be filling on
+// another goroutine. waitFirst says the caller saw errIdle: the wait
+// comes first. Otherwise (the hand-over) it reads first: the handler may
+// have left a message in the buffer.
+func (c *Conn) readDetached(d *detached, waitFirst bool) {
+	afterMessage := false // a message came since the last wait
 	for {
-		c.reading.Add(1) // for the keepalive: waiting counts as reading
-		c.guard.wait()
+		if waitFirst {
+			c.reading.Add(1) // for the keepalive: waiting counts as reading
+			c.guard.wait()
+			c.reading.Add(-1)
+		}
 		typ, buf, err := c.readNext(d, true)
-		c.reading.Add(-1)
 		switch {
+		case err == errIdle && afterMessage:
+			// Nothing more has come: wait here, on the stack the
+			// messages grew, for the next one.
+			waitFirst, afterMessage = true, false
+			continue
 		case err == errIdle:
-			// Only control frames came: the keepalive's pong, a ping
-			// answered. Reading them grew the stack (as a message
-			// may have): wait on a fresh one. Once per PingInterval
-			// at most, on an idle connection.
-			go c.readDetached(d)
+			// Only control frames came (the keepalive's pong, a ping
+			// answered), or nothing since the hand-over. Reading grew
+			// the stack: wait on a fresh one. Once per PingInterval at
+			// most, on an idle connection.
+			go c.readDetached(d, true)
 			return
 		case err != nil:
 			c.over(err, nil)
 			return
 		}
+		waitFirst, afterMessage = false, true
 		m := Message{Type: typ, Data: append([]byte{}, buf.Bytes()...)}
 		putReadBuf(buf)
 		if stack, err := c.callDetached(d, m); err != nil {

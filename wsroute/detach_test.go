@@ -599,3 +599,58 @@ func TestModesMessagesInOneWrite(t *testing.T) {
 		})
 	}
 }
+
+// TestDetachedCloseFromElsewhere closes detached connections from another
+// goroutine while their reader starts, moves between waits, or goes back
+// to waiting after a message, against a peer that never answers the close
+// frame: coder/websocket's close handshake then reads the socket while the
+// reader may be about to wait. The race detector, and the end of every
+// connection, are the judges.
+func TestDetachedCloseFromElsewhere(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		send []byte // what the peer sends before the Close, if anything
+	}{
+		{"at the hand-over", nil},
+		{"after a ping", frame(true, 0, 0x9, []byte("p"), false)},
+		{"after a message", frame(true, 0, 0x1, []byte("hello"), false)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			conns := make(chan *wsroute.Conn, 1)
+			ends := make(chan wsroute.ConnEnd, 1)
+			srv := serve(t, &wsroute.Options{CloseTimeout: 200 * time.Millisecond}, "/",
+				func(ctx context.Context, c *wsroute.Conn) error {
+					c.OnEnd(func(e wsroute.ConnEnd) { ends <- e })
+					if err := c.Accept(ctx); err != nil {
+						return err
+					}
+					conns <- c
+					return c.Detach(ctx, echoMessage)
+				})
+			for range 20 {
+				nc := rawDial(t, srv, "/", nil)
+				drained := make(chan struct{})
+				go func() { // a peer that reads everything and answers nothing
+					defer close(drained)
+					b := make([]byte, 512)
+					for {
+						if _, err := nc.Read(b); err != nil {
+							return
+						}
+					}
+				}()
+				c := <-conns
+				if tc.send != nil {
+					_, err := nc.Write(tc.send)
+					testutil.NoErr(t, err)
+				}
+				c.Close(wsroute.StatusNormalClosure, "bye")
+				nextEnd(t, ends)
+				nc.Close()
+				<-drained
+			}
+		})
+	}
+}
