@@ -227,18 +227,19 @@ func (a *app) liveRoom(ctx context.Context, c *wsroute.Conn) error {
 	}
 	// The hub queued the sync frame (liveSeam) behind the replay and
 	// before any live message. Presence frames follow from now on.
-	for {
-		msg, err := c.ReceiveText(ctx)
-		if err != nil {
+	// The connection is detached, as on /ws/rooms/{room}: an idle
+	// member keeps no handler goroutine.
+	return c.Detach(ctx, func(ctx context.Context, c *wsroute.Conn, m wsroute.Message) error {
+		if err := textOnly(m); err != nil {
 			return err
 		}
-		data := []byte(msg)
+		data := m.Data
 		if a.liveHistory == 0 {
 			// The hub stamps only messages it keeps: without history
 			// the frame is built here, with no position.
 			_, data = stampLive(room, hub.Position{}, wsroute.MessageText, data)
 		}
-		_, err = a.liveRooms.Publish(ctx, room, wsroute.MessageText, data)
+		_, err := a.liveRooms.Publish(ctx, room, wsroute.MessageText, data)
 		switch {
 		case errors.Is(err, hub.ErrClosed):
 			return goingAway
@@ -250,7 +251,8 @@ func (a *app) liveRoom(ctx context.Context, c *wsroute.Conn) error {
 			a.log.Warn("live message not published", "room", room, "conn", c.ID(), "error", err)
 			return storeDown
 		}
-	}
+		return nil
+	})
 }
 
 // storeDown ends a connection whose room's history cannot be read now.

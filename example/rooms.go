@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -20,6 +21,10 @@ import (
 // The optional ?name= query names the member in presence lists
 // (GET /rooms/{room}/presence); it changes nothing on the socket, so any
 // client (the chat page, wscat, a checker) speaks the same protocol.
+//
+// Once joined, the handler detaches the connection (wsroute's
+// Conn.Detach) and returns: a member waiting for its room keeps no
+// handler goroutine, which is most of what an idle member costs.
 func (a *app) room(ctx context.Context, c *wsroute.Conn) error {
 	room := c.Param("room")
 	if name := cleanName(c.Query("name")); name != "" {
@@ -31,15 +36,21 @@ func (a *app) room(ctx context.Context, c *wsroute.Conn) error {
 	if err := join(a.rooms, c, room); err != nil {
 		return err
 	}
-	for {
-		msg, err := c.ReceiveText(ctx)
-		if err != nil {
+	return c.Detach(ctx, func(ctx context.Context, c *wsroute.Conn, m wsroute.Message) error {
+		if err := textOnly(m); err != nil {
 			return err
 		}
-		if err := broadcastError(a.rooms.BroadcastText(ctx, room, msg, hub.Except(c))); err != nil {
-			return err
-		}
+		return broadcastError(a.rooms.BroadcastText(ctx, room, m.Text(), hub.Except(c)))
+	})
+}
+
+// textOnly refuses a binary message where the protocol has text: the
+// connection then closes with 1003, as ReceiveText's error does.
+func textOnly(m wsroute.Message) error {
+	if m.Type != wsroute.MessageText {
+		return fmt.Errorf("%w: got a binary message where text was expected", wsroute.ErrWrongMessageType)
 	}
+	return nil
 }
 
 // nameKey is the Conn.Set key of a room member's display name.
