@@ -52,6 +52,7 @@ type guardedConn struct {
 	detached atomic.Bool // set once, before the first wait
 	idle     bool
 	preErr   error
+	framed   bool // a Read since detached: Reads end at frame ends (toFrameEnd)
 }
 
 const (
@@ -80,9 +81,7 @@ func (g *guardedConn) Read(p []byte) (int, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.detached.Load() && g.idle && g.atBoundary() {
-		if h := idleHook.Load(); h != nil {
-			(*h)(g)
-		}
+		g.emptied()
 		return 0, errIdle
 	}
 	for {
@@ -97,7 +96,14 @@ func (g *guardedConn) Read(p []byte) (int, error) {
 		case guardFailed:
 			return 0, errCloseReasonNotUTF8
 		}
-		n, err := g.readSource(p)
+		q := p
+		if g.detached.Load() && g.state == guardScanning {
+			var err error
+			if q, err = g.toFrameEnd(p); err != nil {
+				return 0, err
+			}
+		}
+		n, err := g.readSource(q)
 		k := 0 // bytes of p to pass on now
 		if g.state == guardScanning {
 			k = g.scan(p[:n])
@@ -136,9 +142,76 @@ func (g *guardedConn) readSource(p []byte) (int, error) {
 // shallow stack, rather than deep in coder/websocket's read chain.
 var errIdle = errors.New("wsroute: no frame has begun to arrive")
 
-// idleHook, when set (by a test), is called as Read answers errIdle, on
-// the reading goroutine, under coder/websocket's read lock.
-var idleHook atomic.Pointer[func(*guardedConn)]
+// emptyHook, when set (by a test), is called where wsroute relies on
+// coder/websocket's read buffer being empty (assumptions 16 and 17), on
+// the goroutine that reads.
+var emptyHook atomic.Pointer[func(*guardedConn)]
+
+// emptied calls emptyHook.
+func (g *guardedConn) emptied() {
+	if h := emptyHook.Load(); h != nil {
+		(*h)(g)
+	}
+}
+
+// toFrameEnd returns the part of p a detached connection's Read may fill:
+// no byte past the end of the frame being read. coder/websocket's read
+// buffer then never holds a byte of the next frame, so it is empty
+// whenever a message has been read (assumption 17), and the reader can
+// wait for the peer without looking at it. It finds the end in the
+// bytes pending, first reading the socket into the pooled buffer when
+// nothing is pending and the header is still to come. Since the read
+// buffer is empty when Read is called (assumption 16), the first Read
+// after the hand-over starts it; framed records that it has.
+func (g *guardedConn) toFrameEnd(p []byte) ([]byte, error) {
+	g.framed = true
+	if g.skip == 0 && !g.pending() && g.sock.rawReads() {
+		if err := g.sock.wait(g.netConn.Conn); err != nil {
+			return nil, err
+		}
+	}
+	if n := g.frameLeft(); n < int64(len(p)) {
+		return p[:n], nil
+	}
+	return p, nil
+}
+
+// frameLeft is the number of bytes up to the end of the frame being read,
+// as far as g knows: all of its payload once its header is read, else the
+// rest of its header and, when the pending bytes hold the whole header,
+// its payload.
+func (g *guardedConn) frameLeft() int64 {
+	if g.skip > 0 {
+		return g.skip
+	}
+	h, nh := g.hdr, int(g.nh)
+	b := g.peek()
+	i := 0
+	for nh < 2 || nh < headerLen(h[1]) {
+		if i == len(b) {
+			if nh < 2 {
+				return int64(i + 2 - nh)
+			}
+			return int64(i + headerLen(h[1]) - nh)
+		}
+		h[nh] = b[i]
+		nh++
+		i++
+	}
+	return int64(i) + max(payloadLen(h[:nh]), 0)
+}
+
+// peek returns the bytes pending in g, or some of them, without
+// consuming them: those readSource hands on first.
+func (g *guardedConn) peek() []byte {
+	if len(g.pre) > 0 {
+		return g.pre
+	}
+	if g.preErr == nil {
+		return g.sock.peek()
+	}
+	return nil
+}
 
 // atBoundary reports whether everything read so far ends at the end of a
 // frame, with nothing left to hand on: coder/websocket, asking for more,
@@ -156,6 +229,19 @@ func (g *guardedConn) pending() bool {
 	return len(g.pre) > 0 || g.preErr != nil || g.sock.pending()
 }
 
+// framedReads reports whether Reads end at frame ends (toFrameEnd), so
+// that coder/websocket's read buffer is empty after a message. It is
+// called by the detached reader after a message, with the buffer as
+// coder/websocket left it.
+func (g *guardedConn) framedReads() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.framed {
+		g.emptied()
+	}
+	return g.framed
+}
+
 // setIdle sets idle.
 func (g *guardedConn) setIdle(idle bool) {
 	g.mu.Lock()
@@ -170,8 +256,8 @@ const wakeRead = 128
 
 // wait blocks until the peer sends something. It is called with few
 // frames below it, so that the goroutine of an idle detached connection
-// keeps its smallest stack, and only right after Read answered errIdle,
-// when coder/websocket's read buffer is empty (readDetached): it never
+// keeps its smallest stack, and only when coder/websocket's read buffer
+// is known to be empty (readDetached): it never
 // looks at that buffer, which coder/websocket's close handshake may be
 // filling on another goroutine. If another read has moved past the frame
 // boundary since, it returns at once. What it reads, or the error it

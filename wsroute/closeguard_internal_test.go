@@ -69,21 +69,45 @@ func guardWant(in []byte) ([]byte, error) {
 	return in, io.EOF
 }
 
+// frameEnds returns the offsets in in where a frame ends, up to the
+// first close frame (the frames guardedConn scans).
+func frameEnds(in []byte) map[int]bool {
+	ends := map[int]bool{}
+	for i := 0; i+2 <= len(in) && in[i]&0x0f != opClose; {
+		hl := headerLen(in[i+1])
+		if i+hl > len(in) {
+			break
+		}
+		pl := payloadLen(in[i : i+hl])
+		if pl < 0 || pl > int64(len(in)) {
+			break
+		}
+		i += hl + int(pl)
+		ends[i] = true
+	}
+	return ends
+}
+
 // FuzzGuardedConn: however the peer's bytes are split by the network and
 // by the reader, guardedConn passes on exactly the bytes before a close
 // frame whose reason is not UTF-8 and then fails, and passes everything
-// on otherwise.
+// on otherwise. On a detached connection no Read passes the end of a
+// frame (toFrameEnd).
 func FuzzGuardedConn(f *testing.F) {
 	closeBad := []byte{0x88, 0x86, 1, 2, 3, 4, 0x03 ^ 1, 0xe8 ^ 2, 'o' ^ 3, 'k' ^ 4, 0xff ^ 1, 0xfe ^ 2}
 	closeOK := []byte{0x88, 0x84, 1, 2, 3, 4, 0x03 ^ 1, 0xe8 ^ 2, 'o' ^ 3, 'k' ^ 4}
 	text := []byte{0x81, 0x82, 0, 0, 0, 0, 'h', 'i'}
 	long := append([]byte{0x82, 0xfe, 0x01, 0x00, 0, 0, 0, 0}, bytes.Repeat([]byte{0x88}, 256)...)
 	for _, s := range [][]byte{closeBad, closeOK, append(text, closeBad...), append(long, closeBad...), append(text, closeOK...), {0x88}, {0x88, 0xfe, 0, 200}} {
-		f.Add(s, []byte{0, 3, 1}, uint8(7))
+		f.Add(s, []byte{0, 3, 1}, uint8(7), false)
+		f.Add(s, []byte{0, 3, 1}, uint8(7), true)
 	}
-	f.Fuzz(func(t *testing.T, in, cuts []byte, bufSize uint8) {
+	f.Add(append(append(text, text...), closeOK...), []byte{}, uint8(255), true)
+	f.Fuzz(func(t *testing.T, in, cuts []byte, bufSize uint8, detached bool) {
 		wantOut, wantErr := guardWant(in)
 		g := &guardedConn{netConn: netConn{Conn: &chunkConn{data: bytes.Clone(in), cuts: cuts}}}
+		g.detached.Store(detached)
+		ends := frameEnds(in)
 		// Some of the stream arrives before the hijack.
 		if len(cuts) > 0 {
 			k := min(int(cuts[0]), len(in))
@@ -96,6 +120,13 @@ func FuzzGuardedConn(f *testing.F) {
 		for range 10 * (len(in) + 2) {
 			var n int
 			n, err = g.Read(p)
+			if detached {
+				for i := len(out) + 1; i < len(out)+n; i++ {
+					if ends[i] {
+						t.Fatalf("a Read of %d bytes at %d passed the end of a frame at %d", n, len(out), i)
+					}
+				}
+			}
 			out = append(out, p[:n]...)
 			if err != nil {
 				break

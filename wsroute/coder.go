@@ -172,6 +172,20 @@ import (
 //    goroutine of a Close. Tests: TestErrIdleOnlyWithAnEmptyReadBuffer
 //    (every errIdle of bursts of frames of every size, with the buffer
 //    looked at under the read lock), TestDetachedCloseFromElsewhere.
+//
+// 17. Reads that end at frame ends leave the read buffer empty after a
+//    message. coder/websocket's Reader returns once the last frame of a
+//    message is read to its end (read.go: msgReader reads exactly the
+//    payload length and reads no further frame once fin is set), and a
+//    bufio.Reader holds only what Read returned. So when each Read of a
+//    detached connection stops at the end of the frame being read
+//    (guardedConn.toFrameEnd), the buffer holds nothing once a message
+//    has been read, and the reader waits for the next one without a
+//    probe. The first such Read comes with the buffer empty (16); until
+//    then the reader probes. Tests: TestErrIdleOnlyWithAnEmptyReadBuffer
+//    (the buffer looked at after every message too),
+//    TestModesMessagesInOneWrite, the conformance suite's detached
+//    variants.
 
 // Control frame opcodes (RFC 6455, section 5.5), and the continuation
 // opcode of fragmented data messages.

@@ -145,15 +145,17 @@ func (c *Conn) handOver(err error, stack []byte) bool {
 // needs less than a quarter in use, counting 800 bytes of guard).
 //
 // It waits (guardedConn.wait) only when coder/websocket's read buffer is
-// known to be empty: right after a read that answered errIdle, since
-// coder/websocket's bufio.Reader asks the connection for bytes only once
-// it has none (assumption 16 in coder.go). So the wait never looks at
-// that buffer, which coder/websocket's close handshake may be filling on
-// another goroutine. waitFirst says the caller saw errIdle: the wait
-// comes first. Otherwise (the hand-over) it reads first: the handler may
-// have left a message in the buffer.
+// known to be empty, so the wait never looks at that buffer, which
+// coder/websocket's close handshake may be filling on another goroutine:
+// right after a read that answered errIdle (assumption 16 in coder.go),
+// or after a message once guardedConn ends its reads at frame ends
+// (assumption 17). Until then (the handler may have left bytes in the
+// buffer), it reads once more after a message, a probe that answers
+// errIdle at once when nothing is buffered. waitFirst says the caller
+// saw errIdle: the wait comes first. Otherwise (the hand-over) it reads
+// first.
 func (c *Conn) readDetached(d *detached, waitFirst bool) {
-	afterMessage := false // a message came since the last wait
+	probe := false // the read follows a message without a wait
 	for {
 		if waitFirst {
 			c.reading.Add(1) // for the keepalive: waiting counts as reading
@@ -162,10 +164,10 @@ func (c *Conn) readDetached(d *detached, waitFirst bool) {
 		}
 		typ, buf, err := c.readNext(d, true)
 		switch {
-		case err == errIdle && afterMessage:
+		case err == errIdle && probe:
 			// Nothing more has come: wait here, on the stack the
 			// messages grew, for the next one.
-			waitFirst, afterMessage = true, false
+			waitFirst, probe = true, false
 			continue
 		case err == errIdle:
 			// Only control frames came (the keepalive's pong, a ping
@@ -178,7 +180,11 @@ func (c *Conn) readDetached(d *detached, waitFirst bool) {
 			c.over(err, nil)
 			return
 		}
-		waitFirst, afterMessage = false, true
+		if c.guard.framedReads() {
+			waitFirst, probe = true, false
+		} else {
+			waitFirst, probe = false, true
+		}
 		m := Message{Type: typ, Data: append([]byte{}, buf.Bytes()...)}
 		putReadBuf(buf)
 		if stack, err := c.callDetached(d, m); err != nil {

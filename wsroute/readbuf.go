@@ -150,6 +150,14 @@ func (s *sockReader) rawRead(c net.Conn, p []byte) (int, error) {
 	return n, nil
 }
 
+// peek returns the pending bytes, without consuming them.
+func (s *sockReader) peek() []byte {
+	if s.buf == nil {
+		return nil
+	}
+	return s.buf[s.r:s.w]
+}
+
 // rawReads reports whether s reads the socket's descriptor itself.
 func (s *sockReader) rawReads() bool { return s.rc != nil }
 
