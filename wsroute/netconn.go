@@ -84,18 +84,24 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		w.hijackErr = err
 		return nil, nil, err
 	}
-	if w.own101 {
-		writeSwitchingProtocols(brw.Writer, w.Header())
-	}
 	g := &guardedConn{netConn: netConn{Conn: c, writeTimeout: w.writeTimeout, onClose: w.onClose, conn: w.conn}}
 	nc := &g.netConn
-	if brw.Writer.Buffered() > 0 {
-		if err := brw.Writer.Flush(); err != nil {
-			// The client is gone. The connection is hijacked all the
-			// same: the handler's first Receive or Send reports it as
-			// ErrClosed, rather than a server error being logged here.
-			nc.Close()
-		}
+	var werr error
+	if w.own101 {
+		// Written from a pooled buffer, not through brw.Writer: net/http's
+		// 4 KiB buffer, replaced below, is then garbage that no byte has
+		// touched.
+		b := readBufPool.Get().(*[readBufSize]byte)
+		_, werr = c.Write(appendSwitchingProtocols(b[:0], w.Header()))
+		readBufPool.Put(b)
+	} else if brw.Writer.Buffered() > 0 {
+		werr = brw.Writer.Flush()
+	}
+	if werr != nil {
+		// The client is gone. The connection is hijacked all the
+		// same: the handler's first Receive or Send reports it as
+		// ErrClosed, rather than a server error being logged here.
+		nc.Close()
 	}
 	// The response is flushed, so the writer is empty. net/http's conn
 	// points at brw's reader and writer for as long as the handler runs:
@@ -120,29 +126,29 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return g, brw, nil
 }
 
-// writeSwitchingProtocols writes the 101 response with header h. Values
-// cannot break the response: line breaks become spaces and keys that are
-// not tokens are skipped, as net/http does.
-func writeSwitchingProtocols(bw *bufio.Writer, h http.Header) {
-	bw.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
+// appendSwitchingProtocols appends the 101 response with header h to b.
+// Values cannot break the response: line breaks become spaces and keys
+// that are not tokens are skipped, as net/http does.
+func appendSwitchingProtocols(b []byte, h http.Header) []byte {
+	b = append(b, "HTTP/1.1 101 Switching Protocols\r\n"...)
 	for k, vs := range h {
 		if !validHeaderKey(k) {
 			continue
 		}
 		for _, v := range vs {
-			bw.WriteString(k)
-			bw.WriteString(": ")
+			b = append(b, k...)
+			b = append(b, ": "...)
 			for i := 0; i < len(v); i++ {
-				if b := v[i]; b == '\r' || b == '\n' {
-					bw.WriteByte(' ')
+				if c := v[i]; c == '\r' || c == '\n' {
+					b = append(b, ' ')
 				} else {
-					bw.WriteByte(b)
+					b = append(b, c)
 				}
 			}
-			bw.WriteString("\r\n")
+			b = append(b, "\r\n"...)
 		}
 	}
-	bw.WriteString("\r\n")
+	return append(b, "\r\n"...)
 }
 
 func validHeaderKey(k string) bool {

@@ -366,3 +366,40 @@ func TestDirectModeFollowsDeflate(t *testing.T) {
 		})
 	}
 }
+
+// TestSwitchingProtocolsHeadersCannotBreakTheResponse: Hijack writes the
+// 101 response itself; the handler's headers reach the client, a line
+// break in a value cannot start a header of its own, and a key that is
+// not a token is left out, as net/http does.
+func TestSwitchingProtocolsHeadersCannotBreakTheResponse(t *testing.T) {
+	t.Parallel()
+	srv := serve(t, &wsroute.Options{}, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
+		c.ResponseHeader().Set("X-Before", "set before Accept")
+		err := c.AcceptWith(ctx, wsroute.AcceptParams{Header: http.Header{
+			"X-Node":   {"a", "b"},
+			"X-Split":  {"one\r\nX-Injected: yes"},
+			"Bad Key:": {"dropped"},
+		}})
+		if err != nil {
+			return err
+		}
+		_, _, err = c.Receive(ctx)
+		return err
+	})
+	nc, resp := rawDialResponse(t, srv, "/ws", nil)
+	defer nc.Close()
+	testutil.Equal(t, resp.Header.Get("X-Before"), "set before Accept")
+	testutil.Equal(t, strings.Join(resp.Header.Values("X-Node"), ","), "a,b")
+	testutil.Equal(t, resp.Header.Get("X-Split"), "one  X-Injected: yes")
+	testutil.Equal(t, resp.Header.Get("X-Injected"), "")
+	testutil.Equal(t, len(resp.Header.Values("Bad Key:")), 0)
+	testutil.Equal(t, resp.Header.Get("Upgrade"), "websocket")
+	// The connection works after the response: a ping is answered.
+	_, err := nc.Write(frame(true, 0, 0x9, []byte("hi"), false))
+	testutil.NoErr(t, err)
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	f, err := readWireFrame(bufio.NewReader(nc))
+	testutil.NoErr(t, err)
+	testutil.Equal(t, f.opcode, byte(0xA))
+	testutil.Equal(t, string(f.payload), "hi")
+}
