@@ -62,20 +62,20 @@ func Logger(l *slog.Logger) Middleware {
 	}
 }
 
-// connLog is Logger's state for one connection. attrs[:n] holds the
-// connection's fields once base has run; each line appends its own after
-// them, in the spare capacity, so neither line allocates a slice. A
-// handler receives the attributes in a slog.Record, which copies them, so
-// the second line may overwrite what the first appended; mu keeps the two
-// apart should Accept run on another goroutine than the handler's end.
+// connLog is Logger's state for one connection: its fields (route to
+// conn), worked out by base the first time a line is logged, and shared
+// by both lines. Each line copies them into an array on its own stack and
+// appends its own after them, so neither line allocates a slice and the
+// connection keeps only what both lines share. mu guards n and conn,
+// should Accept run on another goroutine than the handler's end.
 type connLog struct {
 	ctx    context.Context
 	logger *slog.Logger
 	c      *wsroute.Conn
 	start  time.Time
-	mu     sync.Mutex // guards n and attrs
+	mu     sync.Mutex
 	n      int
-	attrs  [maxConnAttrs + maxLineAttrs]slog.Attr
+	conn   [maxConnAttrs]slog.Attr
 }
 
 const (
@@ -83,21 +83,28 @@ const (
 	maxLineAttrs = 8 // code, reason, duration, the 4 counts, error
 )
 
-// base returns the connection's fields, working them out the first time.
-func (cl *connLog) base() []slog.Attr {
+// lineAttrs is the attributes of one line, on the logging goroutine's
+// stack.
+type lineAttrs [maxConnAttrs + maxLineAttrs]slog.Attr
+
+// base appends the connection's fields to line, working them out the
+// first time. The caller holds mu.
+func (cl *connLog) base(line *lineAttrs) []slog.Attr {
 	if cl.n == 0 {
-		cl.n = len(appendConnAttrs(cl.attrs[:0], cl.c))
+		cl.n = len(appendConnAttrs(cl.conn[:0], cl.c))
 	}
-	return cl.attrs[:cl.n]
+	return append(line[:0], cl.conn[:cl.n]...)
 }
 
 func (cl *connLog) accepted() {
 	if !cl.logger.Enabled(cl.ctx, slog.LevelInfo) {
 		return
 	}
+	var line lineAttrs
 	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	attrs := append(cl.base(), slog.String("subprotocol", cl.c.Subprotocol()))
+	attrs := cl.base(&line)
+	cl.mu.Unlock()
+	attrs = append(attrs, slog.String("subprotocol", cl.c.Subprotocol()))
 	cl.logger.LogAttrs(cl.ctx, slog.LevelInfo, "websocket accepted", attrs...)
 }
 
@@ -114,9 +121,10 @@ func logEnd(cl *connLog, e wsroute.ConnEnd, d time.Duration) {
 	if !logger.Enabled(ctx, level) {
 		return
 	}
+	var line lineAttrs
 	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	attrs := cl.base()
+	attrs := cl.base(&line)
+	cl.mu.Unlock()
 	msg := "websocket closed"
 	if e.Accepted {
 		s := c.Stats()
