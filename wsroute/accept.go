@@ -136,6 +136,12 @@ func (c *Conn) acceptLocked(ctx context.Context, p AcceptParams) error {
 	}
 	ws.SetReadLimit(o.ReadLimit)
 	c.ws, c.nc, c.guard = ws, hw.nc, hw.guard
+	if g := hw.guard; g.br.Buffered() == 0 {
+		// coder/websocket put the reader over an io.MultiReader of what
+		// it held (nothing: Hijack moved it into g) and g; reading g
+		// directly keeps neither alive (assumption 18 in coder.go).
+		g.br.Reset(g)
+	}
 	c.nc.direct = directMode(hw.Header())
 	c.hsStatus = http.StatusSwitchingProtocols
 	if c.hsTimer != nil {

@@ -34,7 +34,7 @@ type guardedConn struct {
 	netConn
 
 	pre   []byte        // bytes buffered by net/http before the hijack, read first
-	br    *bufio.Reader // coder/websocket's reader over g (for a test's look: assumption 16)
+	br    *bufio.Reader // coder/websocket's reader over g (assumptions 16 and 18)
 	sock  sockReader    // reads the socket, through a pooled buffer (readbuf.go)
 	held  []byte        // a close frame (and what came with it), held back
 	skip  int64         // payload bytes left of the current frame

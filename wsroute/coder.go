@@ -186,6 +186,17 @@ import (
 //    (the buffer looked at after every message too),
 //    TestModesMessagesInOneWrite, the conformance suite's detached
 //    variants.
+//
+// 18. Nothing is read between Hijack and Accept's return. Accept resets
+//    the hijacked reader onto io.MultiReader(bytes.NewReader(b), netConn)
+//    with b what it held (accept.go:166-168), and reads nothing more
+//    before it returns; Hijack left it empty (takeBuffered moved what
+//    net/http had read past the request into guardedConn.pre), so
+//    acceptLocked resets it onto the guardedConn itself, and a connection
+//    keeps neither reader (nor the MultiReader's frame on its stack).
+//    Checked: only when the reader holds nothing. Tests: every test that
+//    receives; TestFramesSentWithTheHandshakeRequest (frames sent with
+//    the handshake request, which wait in pre).
 
 // Control frame opcodes (RFC 6455, section 5.5), and the continuation
 // opcode of fragmented data messages.

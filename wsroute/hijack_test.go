@@ -1,8 +1,10 @@
 package wsroute_test
 
 import (
+	"bufio"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -71,6 +73,53 @@ func TestFailedHijackIsAServerError(t *testing.T) {
 			}, "no ERROR log about the failed hijack; logs:\n%s\nbody: %s", logs.String(), body)
 			for _, want := range []string{tc.want, "Unwrap", "outside"} {
 				testutil.Check(t, strings.Contains(line, want), "the log line does not mention %q:\n%s", want, line)
+			}
+		})
+	}
+}
+
+// TestFramesSentWithTheHandshakeRequest pins assumption 18: frames that
+// arrive in the same segment as the handshake request, which net/http
+// read past the request, come out first and in order, on a connection
+// held by its handler and on a detached one.
+func TestFramesSentWithTheHandshakeRequest(t *testing.T) {
+	t.Parallel()
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			srv := serve(t, nil, "/ws", mode.handle(echoMessage, nil))
+			addr := strings.TrimPrefix(srv.URL, "http://")
+			nc, err := net.Dial("tcp", addr)
+			testutil.NoErr(t, err)
+			defer nc.Close()
+			req := []byte("GET /ws HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+				"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+			req = append(req, frame(true, 0, 0x1, []byte("one"), false)...)
+			req = append(req, frame(true, 0, 0x9, []byte("p"), false)...)
+			req = append(req, frame(true, 0, 0x1, []byte(strings.Repeat("two", 100)), false)...)
+			_, err = nc.Write(req)
+			testutil.NoErr(t, err)
+			nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(nc)
+			resp, err := http.ReadResponse(br, nil)
+			testutil.NoErr(t, err)
+			testutil.Equal(t, resp.StatusCode, http.StatusSwitchingProtocols)
+			want := []string{"Echo: one", "Echo: " + strings.Repeat("two", 100)}
+			pong := false
+			for len(want) > 0 {
+				f, err := readWireFrame(br)
+				testutil.NoErr(t, err)
+				if f.opcode == 0xA {
+					pong = true
+					continue
+				}
+				testutil.Equal(t, string(f.payload), want[0])
+				want = want[1:]
+			}
+			if !pong {
+				// The pong was read before the second echo was sent,
+				// so it is on the wire before it.
+				t.Fatal("no pong before the second echo")
 			}
 		})
 	}
