@@ -106,11 +106,13 @@ func (c *Conn) acceptLocked(ctx context.Context, p AcceptParams) error {
 		}
 		ao.Subprotocols = []string{p.Subprotocol}
 	}
-	h := c.w.Header()
+	hw := &hijackWriter{ResponseWriter: c.w, writeTimeout: o.WriteTimeout, onClose: c.end, conn: c}
+	hw.ownHeader()
+	defer hw.releaseHeader()
+	h := hw.Header()
 	for k, vs := range p.Header {
 		h[k] = append(h[k], vs...)
 	}
-	hw := &hijackWriter{ResponseWriter: c.w, writeTimeout: o.WriteTimeout, onClose: c.end, conn: c}
 	ws, err := websocket.Accept(hw, declineBadDeflateOffers(c.r, o.Compression), &ao)
 	if err != nil {
 		c.hsStatus = hw.status

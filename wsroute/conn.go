@@ -146,7 +146,9 @@ func (c *Conn) Request() *http.Request { return c.r }
 func (c *Conn) Header() http.Header { return c.r.Header }
 
 // ResponseHeader returns the headers of the handshake response, to add to
-// before Accept or Reject (for example Retry-After before a 429).
+// before Accept or Reject (for example Retry-After before a 429). The
+// headers Accept adds (its own and AcceptParams.Header) go into the 101
+// response without being recorded here.
 // After a detached connection's handler returned, it is an empty header
 // that goes nowhere.
 func (c *Conn) ResponseHeader() http.Header {

@@ -29,6 +29,64 @@ type hijackWriter struct {
 	status       int   // what coder/websocket answered, for ConnEnd
 	own101       bool  // the 101 response is Hijack's to write
 	hijackErr    error // why Hijack failed, if it did
+
+	// hdr is the response's header while Accept runs, when Hijack writes
+	// the 101 itself: a map from headerPool, so that the headers
+	// coder/websocket sets (and the 101's) are not kept in net/http's
+	// map for as long as the connection lives. nil means net/http's.
+	hdr http.Header
+}
+
+// headerPool holds the maps of hijackWriter.hdr.
+var headerPool = sync.Pool{New: func() any { return make(http.Header, 8) }}
+
+// ownHeader makes w collect the response's header in a pooled map, seeded
+// with what the handler set in net/http's, when Hijack will write the 101
+// response itself (see WriteHeader).
+func (w *hijackWriter) ownHeader() {
+	if isWrapper(w.ResponseWriter) {
+		return
+	}
+	w.hdr = headerPool.Get().(http.Header)
+	for k, vs := range w.ResponseWriter.Header() {
+		w.hdr[k] = vs
+	}
+}
+
+// releaseHeader returns the pooled header; w.Header is net/http's again.
+func (w *hijackWriter) releaseHeader() {
+	if w.hdr != nil {
+		clear(w.hdr)
+		headerPool.Put(w.hdr)
+		w.hdr = nil
+	}
+}
+
+// Header returns the header being collected for the response.
+func (w *hijackWriter) Header() http.Header {
+	if w.hdr != nil {
+		return w.hdr
+	}
+	return w.ResponseWriter.Header()
+}
+
+// toNetHTTP copies the collected header into net/http's, before a
+// response other than the 101 goes out through net/http.
+func (w *hijackWriter) toNetHTTP() {
+	if w.hdr != nil {
+		h := w.ResponseWriter.Header()
+		clear(h)
+		for k, vs := range w.hdr {
+			h[k] = vs
+		}
+	}
+}
+
+// Write writes a body (of an error response: coder/websocket's refusals
+// go through http.Error) with the collected header.
+func (w *hijackWriter) Write(p []byte) (int, error) {
+	w.toNetHTTP()
+	return w.ResponseWriter.Write(p)
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.
@@ -47,6 +105,7 @@ func (w *hijackWriter) WriteHeader(status int) {
 		w.own101 = true
 		return
 	}
+	w.toNetHTTP()
 	w.ResponseWriter.WriteHeader(status)
 }
 

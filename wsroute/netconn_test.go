@@ -370,9 +370,11 @@ func TestDirectModeFollowsDeflate(t *testing.T) {
 // TestSwitchingProtocolsHeadersCannotBreakTheResponse: Hijack writes the
 // 101 response itself; the handler's headers reach the client, a line
 // break in a value cannot start a header of its own, and a key that is
-// not a token is left out, as net/http does.
+// not a token is left out, as net/http does. The headers Accept adds are
+// not kept in ResponseHeader afterwards.
 func TestSwitchingProtocolsHeadersCannotBreakTheResponse(t *testing.T) {
 	t.Parallel()
+	after := make(chan http.Header, 1)
 	srv := serve(t, &wsroute.Options{}, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
 		c.ResponseHeader().Set("X-Before", "set before Accept")
 		err := c.AcceptWith(ctx, wsroute.AcceptParams{Header: http.Header{
@@ -383,11 +385,16 @@ func TestSwitchingProtocolsHeadersCannotBreakTheResponse(t *testing.T) {
 		if err != nil {
 			return err
 		}
+		after <- c.ResponseHeader().Clone()
 		_, _, err = c.Receive(ctx)
 		return err
 	})
 	nc, resp := rawDialResponse(t, srv, "/ws", nil)
 	defer nc.Close()
+	h := <-after
+	testutil.Equal(t, h.Get("X-Before"), "set before Accept")
+	testutil.Equal(t, h.Get("Sec-WebSocket-Accept"), "")
+	testutil.Equal(t, h.Get("X-Node"), "")
 	testutil.Equal(t, resp.Header.Get("X-Before"), "set before Accept")
 	testutil.Equal(t, strings.Join(resp.Header.Values("X-Node"), ","), "a,b")
 	testutil.Equal(t, resp.Header.Get("X-Split"), "one  X-Injected: yes")
