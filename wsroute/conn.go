@@ -94,9 +94,9 @@ type Conn struct {
 	closeFns         []func()
 	ctx              context.Context
 	cancel           context.CancelFunc
-	stopRequestWatch func() bool
-	detach           *detached // set by Detach: the handler hands the connection over
-	handlerDone      bool      // the handler has returned: Detach is too late
+	stopRequestWatch func() bool // nil once stopped (unwatchRequest)
+	detach           *detached   // set by Detach: the handler hands the connection over
+	handlerDone      bool        // the handler has returned: Detach is too late
 
 	hsMu        sync.Mutex // serialises the answers to the handshake; guards the hs fields
 	hsTimedOut  bool

@@ -40,7 +40,14 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.hsTimer = hsTimer
 	c.hsMu.Unlock()
 	stack, err := c.run()
-	hsTimer.Stop()
+	// Through c, not the local: a local used after run would keep the
+	// timer alive as long as the handler runs.
+	c.hsMu.Lock()
+	if c.hsTimer != nil {
+		c.hsTimer.Stop()
+		c.hsTimer = nil
+	}
+	c.hsMu.Unlock()
 	if c.handOver(err, stack) {
 		// Detached: the connection lives on without this goroutine,
 		// and its reader ends it (detach.go).

@@ -111,6 +111,16 @@ func (c *Conn) newLifecycle(r *http.Request) {
 	c.hsMu.Unlock()
 }
 
+// unwatchRequest stops the watch on the request's context, and drops it:
+// a connection may live for days, and the watch would keep its
+// allocation. lc must be held.
+func (c *Conn) unwatchRequest() {
+	if stop := c.stopRequestWatch; stop != nil {
+		stop()
+		c.stopRequestWatch = nil
+	}
+}
+
 // requestEnded refuses a connection whose request's context ended before
 // the handshake was answered: the client left, or a middleware's
 // deadline passed. After the handshake the request's context is not the
@@ -137,7 +147,7 @@ func (c *Conn) toOpen() ([]func(), bool) {
 	c.st.Store(int32(StateOpen) | acceptedBit)
 	hs := c.acceptHooks
 	c.acceptHooks = nil
-	c.stopRequestWatch()
+	c.unwatchRequest()
 	return hs, true
 }
 
@@ -182,10 +192,10 @@ func (c *Conn) end() {
 	fns := c.closeFns
 	c.closeFns = nil
 	c.acceptHooks = nil // they can no longer run
+	c.unwatchRequest()
 	c.lc.Unlock()
 
 	c.cancel()
-	c.stopRequestWatch()
 	if c.accepted.Load() {
 		c.stopKeepalive()
 	}
