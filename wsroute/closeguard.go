@@ -283,6 +283,22 @@ func (g *guardedConn) wait() {
 	}
 }
 
+// poll is wait for a reader the poller started (poll_linux.go), when the
+// socket was reported readable: it reads what came, without waiting, and
+// reports false if nothing had (the reader then re-arms the poller).
+func (g *guardedConn) poll() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.atBoundary() {
+		return true
+	}
+	ready, err := g.sock.poll(g.netConn.Conn)
+	if err != nil {
+		g.preErr = err
+	}
+	return ready
+}
+
 // scan follows the frames in b and returns how many bytes of it come
 // before a close frame, all of them if none starts in b.
 func (g *guardedConn) scan(b []byte) int {

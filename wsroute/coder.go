@@ -110,10 +110,13 @@ import (
 //    errIdle when coder/websocket asks for a frame that has not begun to
 //    arrive, so the reader waits for the peer in guardedConn.wait, a few
 //    frames deep, rather than parked in coder/websocket's read chain with
-//    a stack twice the size. Checked: only at a boundary guardedConn has
-//    counted itself (atBoundary), and readNext passes on any other error
-//    as a failed read. Test: TestDetachedIdleWaitsShallow (an echo after
-//    the peer's pings, with the reader found in guardedConn.wait).
+//    a stack twice the size (or, on Linux, returns, and the poller
+//    starts the next reader: poll_linux.go). Checked: only at a boundary
+//    guardedConn has counted itself (atBoundary), and readNext passes on
+//    any other error as a failed read. Tests: TestDetachedIdleWaitsShallow
+//    (an echo after the peer's pings, with the reader found in
+//    guardedConn.wait), TestDetachedIdleHasNoGoroutine (the same with
+//    the poller: no reader left).
 //
 // 13. The hijacked reader and writer are plain streams of any size.
 //    A server Conn keeps brw.Reader (after Reset, which keeps its
@@ -147,15 +150,17 @@ import (
 // 15. One reader at a time, and an idle reader holds no bytes. Every
 //    read of the connection is made under coder/websocket's read lock
 //    (read.go:372-376, 436-440, close.go:202-206), and on a detached
-//    connection under guardedConn.mu too, which its wait also holds, so
-//    sockReader needs no lock of its own. Between messages
+//    connection under guardedConn.mu too, which its wait and poll also
+//    hold, so sockReader needs no lock of its own. Between messages
 //    coder/websocket waits in a read of the next frame header with every
-//    byte before it consumed (a detached connection, in sockReader.wait),
-//    so the pooled buffer is back in the pool while a connection is
-//    idle; atBoundary counts bytes sockReader holds as not consumed. On
-//    Unix the wait is RawConn.Read, which honours the read deadline that
-//    wsroute's Conn.close sets to end coder/websocket's close wait, and
-//    reports a closed socket as net.ErrClosed, as Read does. Tests:
+//    byte before it consumed (a detached connection, in sockReader.wait,
+//    or with no reader, its socket in the poller's epoll set), so the
+//    pooled buffer is back in the pool while a connection is idle;
+//    atBoundary counts bytes sockReader holds as not consumed. On Unix
+//    the wait (and the poller's reader's read, which does not wait) is
+//    RawConn.Read, which honours the read deadline that wsroute's
+//    Conn.close sets to end coder/websocket's close wait, and reports a
+//    closed socket as net.ErrClosed, as Read does. Tests:
 //    TestPooledReadBufferReadsEveryFraming (no buffer held after the
 //    last message), TestSockReaderReadsAndFailsAsTheSocket, the detached
 //    tests (detach_test.go).
@@ -166,10 +171,11 @@ import (
 //    holds none (bufio.go: ReadByte fills only when r == w; Read reads
 //    through only when r == w). So when Read answers errIdle, at a frame
 //    boundary, nothing is left in coder/websocket's buffer, and a
-//    detached connection's reader may wait for the peer (guardedConn.wait)
-//    without looking at that buffer: a look that would race with
-//    coder/websocket's close handshake, which reads through it on the
-//    goroutine of a Close. Tests: TestErrIdleOnlyWithAnEmptyReadBuffer
+//    detached connection's reader may wait for the peer (guardedConn.wait),
+//    or leave the wait to the poller, whose reader starts by reading the
+//    socket (guardedConn.poll), without looking at that buffer: a look
+//    that would race with coder/websocket's close handshake, which reads
+//    through it on the goroutine of a Close. Tests: TestErrIdleOnlyWithAnEmptyReadBuffer
 //    (every errIdle of bursts of frames of every size, with the buffer
 //    looked at under the read lock), TestDetachedCloseFromElsewhere.
 //

@@ -97,6 +97,11 @@ type Conn struct {
 	stopRequestWatch func() bool // nil once stopped (unwatchRequest)
 	detach           *detached   // set by Detach: the handler hands the connection over
 	handlerDone      bool        // the handler has returned: Detach is too late
+	// noPoll keeps an idle detached connection's reader on a goroutine
+	// of its own, as on systems without the poller (detach.go, rest).
+	// Set by the tests (DetachWithoutPoller), to test both ways on
+	// Linux, or when the system refuses an epoll set.
+	noPoll bool
 
 	hsMu        sync.Mutex // serialises the answers to the handshake; guards the hs fields
 	hsTimedOut  bool

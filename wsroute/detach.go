@@ -60,11 +60,17 @@ func (d *detached) Value(key any) any { return d.values.Value(key) }
 // message closes it with 1008.
 //
 // Between messages the reader waits for the peer a few frames deep
-// (coder.go, assumption 12), within a new goroutine's 2 KiB stack.
-// Handling a message grows that stack, as a handler's would, and the
-// next messages reuse it; once only control frames come (the keepalive's
-// pong, within Options.PingInterval), the wait moves to a fresh
-// goroutine, so an idle connection is back to 2 KiB.
+// (coder.go, assumption 12), on the goroutine the messages ran on:
+// handling a message grows its stack, as a handler's would, and the next
+// messages reuse it. Once only control frames come (the keepalive's
+// pong, within Options.PingInterval), the connection is idle. On Linux,
+// when the socket is a *net.TCPConn or *net.UnixConn (not TLS), an idle
+// connection then has no goroutine at all: its socket waits in a
+// process-wide epoll set, which one goroutine of wsroute's serves while
+// such connections exist, and a reader starts on a fresh stack when the
+// peer sends again, or ends the connection when it closes from either
+// side. Elsewhere the wait moves to a fresh goroutine, so an idle
+// connection is back to 2 KiB of stack.
 //
 // If the handler returns an error after Detach, or panics, the
 // connection ends with it, as without Detach, and fn never runs. Detach
@@ -130,36 +136,60 @@ func (c *Conn) handOver(err error, stack []byte) bool {
 	c.w = nil
 	c.hsMu.Unlock()
 	c.guard.detached.Store(true)
-	go c.readDetached(d, false)
+	go c.readDetached(d, readFirst)
 	return true
 }
+
+// How a detached reader starts (readDetached).
+const (
+	// Read first: the handler may have left a message in
+	// coder/websocket's read buffer (the hand-over).
+	readFirst = iota
+	// Wait first: the buffer is known to be empty.
+	waitFirst
+	// The poller saw the socket readable, or netConn.Close closed it
+	// (poll_linux.go): read what came, without waiting. Counted as
+	// reading since rest.
+	pollFirst
+)
 
 // readDetached reads each message of a detached connection and hands it
 // to fn, in order, waiting for the peer between messages. Its goroutine
 // is wsroute's, one per detached connection at any time: when fn fails
 // or the connection ends, it ends the connection as a returning handler
-// would, and returns; when only control frames came, it hands the wait
-// to a new goroutine and returns. Messages do not start a new goroutine:
+// would, and returns; when only control frames came since its last wait
+// (or nothing since the hand-over), the connection is idle: it hands the
+// wait over (rest) and returns. Messages do not start a new goroutine:
 // each would start on 2 KiB and grow it anew (an echo cost ~15% more
 // CPU), and the garbage collector never shrinks a stack back to 2 KiB (it
-// needs less than a quarter in use, counting 800 bytes of guard).
+// needs less than a quarter in use, counting 800 bytes of guard). Nor do
+// they go through the poller: a connection that talks is waited for on
+// its reader's goroutine, until a wait brings only control frames.
 //
-// It waits (guardedConn.wait) only when coder/websocket's read buffer is
-// known to be empty, so the wait never looks at that buffer, which
-// coder/websocket's close handshake may be filling on another goroutine:
-// right after a read that answered errIdle (assumption 16 in coder.go),
-// or after a message once guardedConn ends its reads at frame ends
-// (assumption 17). Until then (the handler may have left bytes in the
-// buffer), it reads once more after a message, a probe that answers
-// errIdle at once when nothing is buffered. waitFirst says the caller
-// saw errIdle: the wait comes first. Otherwise (the hand-over) it reads
-// first.
-func (c *Conn) readDetached(d *detached, waitFirst bool) {
+// It waits (guardedConn.wait, or the poller's guardedConn.poll) only
+// when coder/websocket's read buffer is known to be empty, so the wait
+// never looks at that buffer, which coder/websocket's close handshake may
+// be filling on another goroutine: right after a read that answered
+// errIdle (assumption 16 in coder.go), or after a message once
+// guardedConn ends its reads at frame ends (assumption 17). Until then
+// (the handler may have left bytes in the buffer), it reads once more
+// after a message, a probe that answers errIdle at once when nothing is
+// buffered. from says how it starts: after the hand-over it reads first.
+func (c *Conn) readDetached(d *detached, from int) {
 	probe := false // the read follows a message without a wait
 	for {
-		if waitFirst {
+		switch from {
+		case waitFirst:
 			c.reading.Add(1) // for the keepalive: waiting counts as reading
 			c.guard.wait()
+			c.reading.Add(-1)
+		case pollFirst:
+			if !c.guard.poll() && c.nc.poll.Load().arm() {
+				return // woken with nothing to read: back to the poller
+			}
+			// What came is pending (or the error met). If arm
+			// failed, the socket is closing: the reader goes on as
+			// after errIdle, and its wait fails as the socket closes.
 			c.reading.Add(-1)
 		}
 		typ, buf, err := c.readNext(d, true)
@@ -167,23 +197,26 @@ func (c *Conn) readDetached(d *detached, waitFirst bool) {
 		case err == errIdle && probe:
 			// Nothing more has come: wait here, on the stack the
 			// messages grew, for the next one.
-			waitFirst, probe = true, false
+			from, probe = waitFirst, false
 			continue
 		case err == errIdle:
 			// Only control frames came (the keepalive's pong, a ping
-			// answered), or nothing since the hand-over. Reading grew
-			// the stack: wait on a fresh one. Once per PingInterval at
-			// most, on an idle connection.
-			go c.readDetached(d, true)
+			// answered), or nothing since the hand-over: idle. Once
+			// per PingInterval at most, on an idle connection.
+			if c.rest(d) {
+				return
+			}
+			// No poller: reading grew the stack, wait on a fresh one.
+			go c.readDetached(d, waitFirst)
 			return
 		case err != nil:
 			c.over(err, nil)
 			return
 		}
 		if c.guard.framedReads() {
-			waitFirst, probe = true, false
+			from, probe = waitFirst, false
 		} else {
-			waitFirst, probe = false, true
+			from, probe = readFirst, true
 		}
 		m := Message{Type: typ, Data: append([]byte{}, buf.Bytes()...)}
 		putReadBuf(buf)
@@ -192,6 +225,45 @@ func (c *Conn) readDetached(d *detached, waitFirst bool) {
 			return
 		}
 	}
+}
+
+// rest hands an idle detached connection over to the poller, where
+// there is one (poll_linux.go) and the socket is one it watches (a
+// *net.TCPConn or *net.UnixConn that sockReader reads itself, not a TLS
+// connection): the connection then has no goroutine until the peer
+// sends again, and the caller returns. It reports false where the
+// caller's goroutine must hand the wait to another: on other systems,
+// for other sockets, or when the socket is closing (the wait then fails
+// as it closes).
+func (c *Conn) rest(d *detached) bool {
+	r := c.nc.poll.Load()
+	if r == nil {
+		if !pollSupported || c.noPoll || !c.guard.sock.rawReads() {
+			return false
+		}
+		var err error
+		if r, err = newPollReg(c, d); err != nil {
+			c.noPoll = true
+			c.route.opts.logger().Warn("wsroute: an idle detached connection keeps a goroutine: "+err.Error(), c.attrs()...)
+			return false
+		}
+		c.nc.poll.Store(r) // before arm looks at nc.closed (pollReg.arm)
+	}
+	// The poller waits for the peer: that counts as reading, for the
+	// keepalive (keepalive.go), until the reader it starts has read.
+	c.reading.Add(1)
+	if r.arm() {
+		return true
+	}
+	c.reading.Add(-1)
+	return false
+}
+
+// readPolled is the reader the poller starts when an idle detached
+// connection's socket is readable, or netConn.Close when it closed one
+// that the poller had.
+func (c *Conn) readPolled(r *pollReg) {
+	c.readDetached(r.d, pollFirst)
 }
 
 // callDetached calls fn, turning a panic into an error and its stack, as

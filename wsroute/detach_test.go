@@ -21,16 +21,23 @@ import (
 )
 
 // serveMode is how a test's connection is held after Accept: by its
-// handler, in a Receive loop, or by wsroute after Detach. The tests of
-// this file run in both, and must see the same thing.
+// handler, in a Receive loop, or by wsroute after Detach, its idle
+// reader waiting on a goroutine of its own (detached, as on systems
+// without the poller) or, on Linux, registered with the poller and no
+// goroutine (epoll, Detach's default there). The tests of this file run
+// in all, and must see the same thing.
 type serveMode string
 
 const (
 	modeHandler  serveMode = "handler"
 	modeDetached serveMode = "detached"
+	modeEpoll    serveMode = "epoll"
 )
 
-var modes = []serveMode{modeHandler, modeDetached}
+var modes = []serveMode{modeHandler, modeDetached, modeEpoll}
+
+// detached reports whether m detaches its connections.
+func (m serveMode) detached() bool { return m != modeHandler }
 
 // handle accepts, then hands every message to fn, as m holds
 // connections. A nil fn is a connection that only sends: a data message
@@ -44,7 +51,10 @@ func (m serveMode) handle(fn wsroute.MessageFunc, ends chan<- wsroute.ConnEnd) w
 		if err := c.Accept(ctx); err != nil {
 			return err
 		}
-		if m == modeDetached {
+		if m.detached() {
+			if m == modeDetached {
+				wsroute.DetachWithoutPoller(c)
+			}
 			return c.Detach(ctx, fn)
 		}
 		for msg, err := range c.Messages(ctx) {
@@ -239,7 +249,7 @@ func TestModesEchoAndPeerClose(t *testing.T) {
 			})
 			c := dial(t, srv, "/ws", nil)
 			ctx := testutil.Ctx(t)
-			if mode == modeDetached {
+			if mode.detached() {
 				// The connection outlives its handler.
 				testutil.Eventually(t, returned.Load, "the handler of a detached connection did not return")
 			}
@@ -251,7 +261,7 @@ func TestModesEchoAndPeerClose(t *testing.T) {
 				testutil.NoErr(t, err)
 				testutil.Equal(t, string(got), fmt.Sprint("Echo: ", i))
 			}
-			testutil.Equal(t, returned.Load(), mode == modeDetached)
+			testutil.Equal(t, returned.Load(), mode.detached())
 			testutil.NoErr(t, c.Close(4100, "bye"))
 			e := nextEnd(t, ends)
 			testutil.Equal(t, e.Code, wsroute.StatusCode(4100))
@@ -510,6 +520,69 @@ func TestDetachedIdleWaitsShallow(t *testing.T) {
 	c.Close(websocket.StatusNormalClosure, "")
 }
 
+// TestDetachedIdleHasNoGoroutine: on Linux, an idle detached connection
+// has no goroutine at all, between messages and after the peer's pings
+// (answered) and the server's (whose pongs come back); the poller starts
+// its reader when the peer sends again. The poller itself runs only
+// while connections are registered. It is not parallel: it reads every
+// goroutine's stack.
+func TestDetachedIdleHasNoGoroutine(t *testing.T) {
+	if !wsroute.PollSupported {
+		t.Skip("no poller on this system")
+	}
+	opts := &wsroute.Options{PingInterval: 20 * time.Millisecond, PongTimeout: 5 * time.Second}
+	srv := serve(t, opts, "/ws", modeEpoll.handle(echoMessage, nil))
+	var pings atomic.Int32
+	c := dial(t, srv, "/ws", &websocket.DialOptions{OnPingReceived: func(context.Context, []byte) bool {
+		pings.Add(1)
+		return true
+	}})
+	ctx := testutil.Ctx(t)
+	reads := make(chan string)
+	go func() {
+		defer close(reads)
+		for {
+			_, msg, err := c.Read(ctx) // answers the server's pings too
+			if err != nil {
+				return
+			}
+			reads <- string(msg)
+		}
+	}()
+	for i := range 3 {
+		testutil.NoErr(t, c.Ping(ctx)) // the server's reader answers it
+		testutil.NoErr(t, c.Write(ctx, websocket.MessageText, []byte(fmt.Sprint(i))))
+		testutil.Equal(t, <-reads, fmt.Sprint("Echo: ", i))
+		// The server's pings are answered: once they came, the reader
+		// has read a pong with no message since, and is gone.
+		seen := pings.Load()
+		testutil.Eventually(t, func() bool { return pings.Load() >= seen+2 }, "round %d: no pings", i)
+		testutil.Eventually(t, func() bool {
+			readers, pollers := detachedGoroutines()
+			return readers == 0 && pollers == 1
+		}, "round %d: an idle detached connection has a goroutine, or no poller serves it:\n%s", i, allStacks())
+	}
+	c.Close(websocket.StatusNormalClosure, "")
+	testutil.Eventually(t, func() bool {
+		readers, pollers := detachedGoroutines()
+		return readers == 0 && pollers == 0
+	}, "the poller outlived its last connection:\n%s", allStacks())
+}
+
+// detachedGoroutines counts the goroutines of detached readers, and the
+// poller's.
+func detachedGoroutines() (readers, pollers int) {
+	for g := range strings.SplitSeq(allStacks(), "\n\n") {
+		switch {
+		case strings.Contains(g, "wsroute.(*Conn).readDetached"), strings.Contains(g, "wsroute.(*Conn).readPolled"):
+			readers++
+		case strings.Contains(g, "wsroute.pollLoop"):
+			pollers++
+		}
+	}
+	return readers, pollers
+}
+
 // detachedReaders counts the detached readers waiting for the peer in
 // wsroute's shallow wait, and those waiting inside coder/websocket.
 func detachedReaders() (shallow, deep int) {
@@ -604,53 +677,59 @@ func TestModesMessagesInOneWrite(t *testing.T) {
 // goroutine while their reader starts, moves between waits, or goes back
 // to waiting after a message, against a peer that never answers the close
 // frame: coder/websocket's close handshake then reads the socket while the
-// reader may be about to wait. The race detector, and the end of every
-// connection, are the judges.
+// reader may be about to wait (or, with the poller, while the connection
+// has no reader, or one is starting). The race detector, and the end of
+// every connection, are the judges.
 func TestDetachedCloseFromElsewhere(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		name string
-		send []byte // what the peer sends before the Close, if anything
-	}{
-		{"at the hand-over", nil},
-		{"after a ping", frame(true, 0, 0x9, []byte("p"), false)},
-		{"after a message", frame(true, 0, 0x1, []byte("hello"), false)},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			conns := make(chan *wsroute.Conn, 1)
-			ends := make(chan wsroute.ConnEnd, 1)
-			srv := serve(t, &wsroute.Options{CloseTimeout: 200 * time.Millisecond}, "/",
-				func(ctx context.Context, c *wsroute.Conn) error {
-					c.OnEnd(func(e wsroute.ConnEnd) { ends <- e })
-					if err := c.Accept(ctx); err != nil {
-						return err
-					}
-					conns <- c
-					return c.Detach(ctx, echoMessage)
-				})
-			for range 20 {
-				nc := rawDial(t, srv, "/", nil)
-				drained := make(chan struct{})
-				go func() { // a peer that reads everything and answers nothing
-					defer close(drained)
-					b := make([]byte, 512)
-					for {
-						if _, err := nc.Read(b); err != nil {
-							return
+	for _, mode := range []serveMode{modeDetached, modeEpoll} {
+		for _, tc := range []struct {
+			name string
+			send []byte // what the peer sends before the Close, if anything
+		}{
+			{"at the hand-over", nil},
+			{"after a ping", frame(true, 0, 0x9, []byte("p"), false)},
+			{"after a message", frame(true, 0, 0x1, []byte("hello"), false)},
+		} {
+			t.Run(string(mode)+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				conns := make(chan *wsroute.Conn, 1)
+				ends := make(chan wsroute.ConnEnd, 1)
+				srv := serve(t, &wsroute.Options{CloseTimeout: 200 * time.Millisecond}, "/",
+					func(ctx context.Context, c *wsroute.Conn) error {
+						c.OnEnd(func(e wsroute.ConnEnd) { ends <- e })
+						if err := c.Accept(ctx); err != nil {
+							return err
 						}
+						conns <- c
+						if mode == modeDetached {
+							wsroute.DetachWithoutPoller(c)
+						}
+						return c.Detach(ctx, echoMessage)
+					})
+				for range 20 {
+					nc := rawDial(t, srv, "/", nil)
+					drained := make(chan struct{})
+					go func() { // a peer that reads everything and answers nothing
+						defer close(drained)
+						b := make([]byte, 512)
+						for {
+							if _, err := nc.Read(b); err != nil {
+								return
+							}
+						}
+					}()
+					c := <-conns
+					if tc.send != nil {
+						_, err := nc.Write(tc.send)
+						testutil.NoErr(t, err)
 					}
-				}()
-				c := <-conns
-				if tc.send != nil {
-					_, err := nc.Write(tc.send)
-					testutil.NoErr(t, err)
+					c.Close(wsroute.StatusNormalClosure, "bye")
+					nextEnd(t, ends)
+					nc.Close()
+					<-drained
 				}
-				c.Close(wsroute.StatusNormalClosure, "bye")
-				nextEnd(t, ends)
-				nc.Close()
-				<-drained
-			}
-		})
+			})
+		}
 	}
 }

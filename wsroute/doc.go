@@ -49,9 +49,11 @@
 // return: wsroute then reads the connection and calls a [MessageFunc]
 // for each message, and the connection ends, with the same close codes,
 // keepalive, [Tracker] and hooks, when that function fails or either
-// side closes. An idle detached connection keeps no handler goroutine
-// and waits on a goroutine's smallest stack, which is most of what a
-// server holding many idle connections (hub members) spends on each.
+// side closes. An idle detached connection keeps no handler goroutine,
+// which is most of what a server holding many idle connections (hub
+// members) spends on each: on Linux it has no goroutine at all (its
+// socket waits in an epoll set that one goroutine serves), elsewhere it
+// waits on a goroutine's smallest stack.
 //
 // The ctx given to the handler, [Conn.Done] and the [Conn.OnClose]
 // functions all follow the state: they end, close and start exactly when

@@ -13,3 +13,15 @@ func HijackBuffers(c *Conn) (smallWriter, direct, pooledReads bool) {
 func ReadBufferHeld(c *Conn) bool {
 	return c.guard.sock.pending()
 }
+
+// DetachWithoutPoller makes c's Detach keep its reader on a goroutine of
+// its own while idle, as on systems without the poller (poll_linux.go),
+// so that both ways are tested on Linux. Call it from c's handler before
+// Detach.
+func DetachWithoutPoller(c *Conn) {
+	c.noPoll = true
+}
+
+// PollSupported reports whether Detach's idle connections are served by
+// the poller on this system.
+const PollSupported = pollSupported

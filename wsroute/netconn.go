@@ -271,6 +271,10 @@ type netConn struct {
 	written    atomic.Int64 // bytes handed to the socket, for the keepalive
 	deadlineAt atomic.Int64 // when the write deadline was last moved (ns since monoStart, plus 1); 0: moved into the past
 
+	// A detached connection's registration with the poller
+	// (poll_linux.go), once it has been idle; Close ends it.
+	poll atomic.Pointer[pollReg]
+
 	// direct is set when no extension was negotiated: data frames are
 	// then written by writeMessages, and coder/websocket only writes
 	// control frames, each complete in one Write (checked: coder.go).
@@ -656,9 +660,18 @@ func (c *netConn) Close() error {
 	err := net.ErrClosed
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
+		// An idle detached connection has no reader to see the socket
+		// close, and the kernel tells the poller nothing: end its
+		// registration first (no epoll_ctl may come after the close),
+		// then start the reader that ends the connection.
+		r := c.poll.Load()
+		wake := r != nil && r.close()
 		err = c.Conn.Close()
 		if c.onClose != nil {
 			c.onClose()
+		}
+		if wake {
+			go r.c.readPolled(r)
 		}
 	})
 	return err

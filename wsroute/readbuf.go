@@ -56,6 +56,7 @@ type sockReader struct {
 	rc   syscall.RawConn       // nil: read through the net.Conn
 	fill func(fd uintptr) bool // rawFill, bound once: no allocation per read
 	dst  []byte                // the caller's buffer, during rc.Read
+	once bool                  // during poll: rawFill does not wait
 	n    int                   // what rawFill read
 	err  error                 // and the error it met
 }
@@ -125,6 +126,20 @@ func (s *sockReader) wait(c net.Conn) error {
 	}
 	_, err := s.rawRead(c, nil)
 	return err
+}
+
+// poll is wait without waiting, for the detached readers' poller
+// (poll_linux.go): it reads what c has into a pooled buffer, where it
+// stays pending, and reports false if nothing had come. An error is
+// what Read will meet; it counts as something that came.
+func (s *sockReader) poll(c net.Conn) (bool, error) {
+	if s.buf != nil {
+		return true, nil
+	}
+	s.once = true
+	_, err := s.rawRead(c, nil)
+	s.once = false
+	return s.buf != nil || err != nil, err
 }
 
 // rawRead reads the socket through RawConn.Read: into p when p takes

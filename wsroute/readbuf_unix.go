@@ -15,7 +15,8 @@ const rawReadable = true
 // time the socket may be readable. It borrows a pooled buffer only for
 // the read system call itself: when nothing has come (EAGAIN) the buffer
 // goes back before the poller waits, so a connection waiting for its
-// peer holds none. It returns false to wait, true when done.
+// peer holds none. It returns false to wait, true when done (at once
+// when s.once is set).
 func (s *sockReader) rawFill(fd uintptr) bool {
 	dst := s.dst
 	var b *[readBufSize]byte
@@ -38,7 +39,8 @@ func (s *sockReader) rawFill(fd uintptr) bool {
 				if b != nil {
 					readBufPool.Put(b)
 				}
-				return false
+				// Not waiting (poll): done, with nothing read.
+				return s.once
 			}
 			s.err = os.NewSyscallError("read", err)
 		case n == 0:
