@@ -105,6 +105,7 @@ type Conn struct {
 
 	hsMu        sync.Mutex // serialises the answers to the handshake; guards the hs fields
 	hsTimedOut  bool
+	hsWatching  bool // the request's context is watched (watchRequest)
 	requestGone bool // the request's context ended before the handshake was answered
 	hsStatus    int  // the handshake response's HTTP status, for ConnEnd; 0 until written
 	hsTimer     *time.Timer

@@ -35,9 +35,9 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.end()
 		return
 	}
-	hsTimer := time.AfterFunc(rt.opts.HandshakeTimeout, c.handshakeExpired)
+	// Under hsMu: handshakeTick, which takes it, sees the timer set.
 	c.hsMu.Lock()
-	c.hsTimer = hsTimer
+	c.hsTimer = time.AfterFunc(min(requestWatchDelay, rt.opts.HandshakeTimeout), c.handshakeTick)
 	c.hsMu.Unlock()
 	stack, err := c.run()
 	// Through c, not the local: a local used after run would keep the
@@ -56,16 +56,33 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.over(err, stack)
 }
 
-// handshakeExpired refuses a connection whose handler has not answered
-// the handshake in time: its context is cancelled, Accept will fail, and
-// 503 is written when the handler returns.
-func (c *Conn) handshakeExpired() {
+// requestWatchDelay is how long a handshake may be pending before its
+// request's context is watched (watchRequest). Most handlers answer
+// sooner, and a watch, once set, leaves a map and a channel in the
+// request's context for as long as the handler runs.
+const requestWatchDelay = 10 * time.Millisecond
+
+// handshakeTick runs while the handshake is pending: after
+// requestWatchDelay it starts watching the request's context, and after
+// Options.HandshakeTimeout it refuses the connection: its context is
+// cancelled, Accept will fail, and 503 is written when the handler
+// returns.
+func (c *Conn) handshakeTick() {
 	c.hsMu.Lock()
 	defer c.hsMu.Unlock()
-	if c.State() == StateHandshake && !c.accepted.Load() {
-		c.hsTimedOut = true
-		c.end()
+	if c.hsTimer == nil || c.State() != StateHandshake || c.accepted.Load() {
+		return // answered, or stopped
 	}
+	if !c.hsWatching {
+		c.hsWatching = true
+		c.watchRequest()
+		if rest := c.route.opts.HandshakeTimeout - requestWatchDelay; rest > 0 {
+			c.hsTimer.Reset(rest)
+			return
+		}
+	}
+	c.hsTimedOut = true
+	c.end()
 }
 
 // run calls the handler, turning a panic into an error and its stack.

@@ -92,8 +92,9 @@ func (c *Conn) Done() <-chan struct{} { return c.ctx.Done() }
 // Context returns the connection's context, the one given to the
 // HandlerFunc. It carries the request's values, not its deadline, and it
 // ends when Done closes: during the handshake the request's context
-// ending ends it too (the connection is refused); once the connection is
-// open, only the connection's end does.
+// ending ends it too, within 10 ms (the connection is refused; Accept
+// fails at once); once the connection is open, only the connection's end
+// does.
 func (c *Conn) Context() context.Context { return c.ctx }
 
 // over reports whether the connection has reached a final state.
@@ -101,14 +102,28 @@ func (s State) over() bool { return s >= StateClosed }
 
 // newLifecycle sets up the connection's context: the request's values,
 // ended by the lifecycle alone. While the handshake is pending, the
-// request's context ending ends the connection too (requestEnded).
+// request's context ending ends the connection too (watchRequest).
 func (c *Conn) newLifecycle(r *http.Request) {
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(r.Context()))
-	// requestEnded may run at once, on its own goroutine, if the request
-	// has already ended: it takes hsMu, so it sees stopRequestWatch set.
-	c.hsMu.Lock()
-	c.stopRequestWatch = context.AfterFunc(r.Context(), c.requestEnded)
-	c.hsMu.Unlock()
+}
+
+// watchRequest makes the request's context ending refuse the connection
+// (requestEnded), once the handshake has been pending for
+// requestWatchDelay (handshakeTick): a handler that answers sooner sees a
+// request that ended in Accept's check, and costs its request's context
+// no watch. hsMu must be held; requestEnded, which takes it, may be
+// started at once, on its own goroutine, if the request has already
+// ended.
+func (c *Conn) watchRequest() {
+	stop := context.AfterFunc(c.r.Context(), c.requestEnded)
+	c.lc.Lock()
+	if State(c.st.Load()&stateMask) == StateHandshake {
+		c.stopRequestWatch, stop = stop, nil
+	}
+	c.lc.Unlock()
+	if stop != nil {
+		stop() // the connection moved on meanwhile
+	}
 }
 
 // unwatchRequest stops the watch on the request's context, and drops it:
