@@ -293,6 +293,52 @@ func TestModesClientVanishes(t *testing.T) {
 	}
 }
 
+// TestModesPeerLeavesAnIdleConnection: a peer that leaves a connection
+// with nothing to read (with the poller, one that has no reader) ends it
+// as it would a connection being read: with its close code, or 1006 when
+// it shuts its side or resets without a close frame.
+func TestModesPeerLeavesAnIdleConnection(t *testing.T) {
+	t.Parallel()
+	for _, mode := range modes {
+		for _, tc := range []struct {
+			name  string
+			leave func(nc net.Conn)
+			code  wsroute.StatusCode
+		}{
+			{"close frame", func(nc net.Conn) {
+				nc.Write(frame(true, 0, 0x8, []byte{0x10, 0x04, 'b', 'y', 'e'}, false))
+			}, 4100},
+			{"FIN", func(nc net.Conn) { nc.(*bufConn).Conn.(*net.TCPConn).CloseWrite() }, wsroute.StatusAbnormalClosure},
+			{"RST", func(nc net.Conn) {
+				nc.(*bufConn).Conn.(*net.TCPConn).SetLinger(0)
+				nc.Close()
+			}, wsroute.StatusAbnormalClosure},
+		} {
+			t.Run(string(mode)+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				ends := make(chan wsroute.ConnEnd, 1)
+				conns := make(chan *wsroute.Conn, 1)
+				handle := mode.handle(echoMessage, ends)
+				srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
+					conns <- c
+					return handle(ctx, c)
+				})
+				nc := rawDial(t, srv, "/ws", nil)
+				defer nc.Close()
+				c := <-conns
+				if mode == modeEpoll && wsroute.PollSupported {
+					testutil.Eventually(t, func() bool { return wsroute.PollArmed(c) }, "the connection never waited in the poller")
+				}
+				tc.leave(nc)
+				e := nextEnd(t, ends)
+				testutil.Equal(t, e.Code, tc.code)
+				testutil.Check(t, e.PeerClosed, "PeerClosed is false")
+				testutil.Check(t, errors.Is(e.Err, wsroute.ErrClosed), "Err %v does not wrap ErrClosed", e.Err)
+			})
+		}
+	}
+}
+
 // TestModesDeadPeerIsDetected: a peer that never answers pings is
 // closed by the keepalive.
 func TestModesDeadPeerIsDetected(t *testing.T) {
@@ -567,6 +613,49 @@ func TestDetachedIdleHasNoGoroutine(t *testing.T) {
 		readers, pollers := detachedGoroutines()
 		return readers == 0 && pollers == 0
 	}, "the poller outlived its last connection:\n%s", allStacks())
+}
+
+// TestPollerWakeWithNothingToRead: a reader the poller starts with
+// nothing to read (a wakeup whose bytes another read took, as a close
+// handshake's may) puts the connection back in the poller, which then
+// serves it as before.
+func TestPollerWakeWithNothingToRead(t *testing.T) {
+	t.Parallel()
+	if !wsroute.PollSupported {
+		t.Skip("no poller on this system")
+	}
+	ends := make(chan wsroute.ConnEnd, 1)
+	conns := make(chan *wsroute.Conn, 1)
+	handle := modeEpoll.handle(echoMessage, ends)
+	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
+		conns <- c
+		return handle(ctx, c)
+	})
+	ws := dial(t, srv, "/ws", nil)
+	c := <-conns
+	ctx := testutil.Ctx(t)
+	reads := make(chan string)
+	go func() {
+		defer close(reads)
+		for {
+			_, msg, err := ws.Read(ctx) // reads the pongs too
+			if err != nil {
+				return
+			}
+			reads <- string(msg)
+		}
+	}()
+	for i := range 3 {
+		testutil.Eventually(t, func() bool { return wsroute.PollArmed(c) }, "round %d: the connection is not in the poller", i)
+		wsroute.PollWake(c)
+		testutil.Eventually(t, func() bool { return wsroute.PollArmed(c) }, "round %d: woken with nothing to read, the connection did not go back to the poller", i)
+		testutil.NoErr(t, ws.Write(ctx, websocket.MessageText, []byte(fmt.Sprint(i))))
+		testutil.Equal(t, <-reads, fmt.Sprint("Echo: ", i))
+		testutil.NoErr(t, ws.Ping(ctx)) // a wait that brings only the ping: back to the poller
+	}
+	ws.Close(4100, "bye")
+	e := nextEnd(t, ends)
+	testutil.Equal(t, e.Code, wsroute.StatusCode(4100))
 }
 
 // detachedGoroutines counts the goroutines of detached readers, and the
