@@ -40,7 +40,7 @@
 // [Hub.JoinFrom]) the handler may hand the connection over with
 // [wsroute.Conn.Detach] and return. The member stays until the
 // connection ends, and an idle one then keeps no handler goroutine,
-// which is most of what it costs.
+// which is most of what it costs (on Linux, no goroutine at all).
 //
 // # Delivery
 //

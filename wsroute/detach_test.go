@@ -658,6 +658,55 @@ func TestPollerWakeWithNothingToRead(t *testing.T) {
 	testutil.Equal(t, e.Code, wsroute.StatusCode(4100))
 }
 
+// TestDetachedOverTLS: a detached connection whose socket the poller
+// cannot read (TLS: the bytes must go through crypto/tls) waits on a
+// goroutine of its own, and behaves as any other: echoes, answers pings
+// when idle, and ends with the peer's code.
+func TestDetachedOverTLS(t *testing.T) {
+	t.Parallel()
+	ends := make(chan wsroute.ConnEnd, 1)
+	conns := make(chan *wsroute.Conn, 1)
+	handle := modeEpoll.handle(echoMessage, ends)
+	opts := &wsroute.Options{PingInterval: 20 * time.Millisecond, PongTimeout: 5 * time.Second}
+	srv := httptest.NewTLSServer(opts.Handle(func(ctx context.Context, c *wsroute.Conn) error {
+		conns <- c
+		return handle(ctx, c)
+	}))
+	t.Cleanup(srv.Close)
+	ctx := testutil.Ctx(t)
+	var pings atomic.Int32
+	ws, _, err := websocket.Dial(ctx, wsURL(srv, "/"), &websocket.DialOptions{
+		HTTPClient: srv.Client(),
+		OnPingReceived: func(context.Context, []byte) bool {
+			pings.Add(1)
+			return true
+		},
+	})
+	testutil.NoErr(t, err)
+	c := <-conns
+	reads := make(chan string)
+	go func() {
+		defer close(reads)
+		for {
+			_, msg, err := ws.Read(ctx) // answers the server's pings too
+			if err != nil {
+				return
+			}
+			reads <- string(msg)
+		}
+	}()
+	for i := range 3 {
+		testutil.NoErr(t, ws.Write(ctx, websocket.MessageText, []byte(fmt.Sprint(i))))
+		testutil.Equal(t, <-reads, fmt.Sprint("Echo: ", i))
+		seen := pings.Load()
+		testutil.Eventually(t, func() bool { return pings.Load() >= seen+2 }, "round %d: no pings", i)
+		testutil.Check(t, !wsroute.PollArmed(c), "a TLS connection waits in the poller")
+	}
+	ws.Close(4100, "bye")
+	e := nextEnd(t, ends)
+	testutil.Equal(t, e.Code, wsroute.StatusCode(4100))
+}
+
 // detachedGoroutines counts the goroutines of detached readers, and the
 // poller's.
 func detachedGoroutines() (readers, pollers int) {
