@@ -51,8 +51,8 @@ type guardedConn struct {
 	mu       sync.Mutex
 	detached atomic.Bool // set once, before the first wait
 	idle     bool
-	preErr   error
 	framed   bool // a Read since detached: Reads end at frame ends (toFrameEnd)
+	preErr   error
 }
 
 const (

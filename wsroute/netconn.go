@@ -254,10 +254,24 @@ type netConn struct {
 	corked    int        // between cork and uncork, writes go to batch
 	batch     *[]byte
 	closeSent bool // a close frame was written: no data may follow
+	noRaw     bool // the descriptor cannot be written directly (raw, below)
+
+	// direct is set when no extension was negotiated: data frames are
+	// then written by writeMessages, and coder/websocket only writes
+	// control frames, each complete in one Write (checked: coder.go).
+	// smallWriter: Hijack gave coder/websocket a writer of
+	// writerBufSize bytes, having seen no extension in the response
+	// (assumption 14). It must agree with direct. Both are set before
+	// the connection is shared. (The bools sit together: a held
+	// connection's guardedConn fits a smaller size class; see
+	// TestGuardedConnSizeClass.)
+	direct      bool
+	smallWriter bool
 
 	ctrlMu      sync.Mutex   // guards ctrl
 	ctrl        *controlSlot // control frames waiting for the wire
 	ctrlPending atomic.Bool  // ctrl is not nil: read without ctrlMu at every boundary
+	closed      atomic.Bool  // Close has run (closeOnce, below); here to fill a gap
 
 	// The send on the wire, for aborting it when its context ends
 	// (write.go). abortReq is set only while that send holds the wire.
@@ -267,7 +281,6 @@ type netConn struct {
 	sendMu   sync.Mutex // serialises sends through coder/websocket (not direct)
 
 	closeOnce  sync.Once
-	closed     atomic.Bool
 	written    atomic.Int64 // bytes handed to the socket, for the keepalive
 	deadlineAt atomic.Int64 // when the write deadline was last moved (ns since monoStart, plus 1); 0: moved into the past
 
@@ -275,19 +288,9 @@ type netConn struct {
 	// (poll_linux.go), once it has been idle; Close ends it.
 	poll atomic.Pointer[pollReg]
 
-	// direct is set when no extension was negotiated: data frames are
-	// then written by writeMessages, and coder/websocket only writes
-	// control frames, each complete in one Write (checked: coder.go).
-	direct bool
-	// smallWriter: Hijack gave coder/websocket a writer of
-	// writerBufSize bytes, having seen no extension in the response
-	// (assumption 14). It must agree with direct.
-	smallWriter bool
-
 	// The socket's descriptor for tryWriteMessages (trysend.go), found
-	// at its first use; guarded by mu.
+	// at its first use (noRaw: not found); guarded by mu.
 	raw        syscall.RawConn
-	noRaw      bool
 	rawWriteFn func(fd uintptr) // c.rawWrite, made once
 	rawBuf     []byte           // what rawWrite writes
 	rawN       int              // what it wrote

@@ -56,8 +56,8 @@ type sockReader struct {
 	rc   syscall.RawConn       // nil: read through the net.Conn
 	fill func(fd uintptr) bool // rawFill, bound once: no allocation per read
 	dst  []byte                // the caller's buffer, during rc.Read
+	n    int32                 // what rawFill read (at most maxRawRead)
 	once bool                  // during poll: rawFill does not wait
-	n    int                   // what rawFill read
 	err  error                 // and the error it met
 }
 
@@ -149,7 +149,7 @@ func (s *sockReader) rawRead(c net.Conn, p []byte) (int, error) {
 	s.dst = p
 	err := s.rc.Read(s.fill)
 	s.dst = nil
-	n, ferr := s.n, s.err
+	n, ferr := int(s.n), s.err
 	s.n, s.err = 0, nil
 	if err != nil {
 		// Closed, or past the read deadline, before anything came.

@@ -46,7 +46,7 @@ func (s *sockReader) rawFill(fd uintptr) bool {
 		case n == 0:
 			s.err = io.EOF
 		default:
-			s.n = n
+			s.n = int32(n)    // at most maxRawRead
 			s.buf, b = b, nil // nil when read into dst itself
 		}
 		if b != nil {
