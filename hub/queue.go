@@ -37,9 +37,9 @@ type member struct {
 	running  bool       // in the writers' line, or a writer owns the socket side
 	held     bool       // not accepted yet: messages wait, no writer runs
 	dead     bool       // slow, failed or gone: enqueue drops
+	telling  bool       // a goroutine is running the hooks for events (beside the other bools: no padding)
 	catchups []*catchup // rooms whose past is being handed over (history.go)
 	events   []event    // presence changes not yet told to the hooks
-	telling  bool       // a goroutine is running the hooks for events
 }
 
 // event is a join or leave of an accepted member, for the hooks.
