@@ -1,6 +1,9 @@
 package wsroute
 
-import "errors"
+import (
+	"errors"
+	"strconv"
+)
 
 // Errors returned by Conn methods. Test for them with [errors.Is]: the
 // returned errors wrap these sentinels together with the underlying cause.
@@ -55,3 +58,27 @@ var (
 	// connection within Options.HandshakeTimeout.
 	ErrHandshakeTimeout = errors.New("wsroute: handshake not answered within Options.HandshakeTimeout")
 )
+
+// closedError is what fmt.Errorf("%w: %w", ErrClosed, err) returns (with
+// "peer closed with CODE: " in between for a peer's close), built
+// without fmt: every connection ends with one, and formatting it at once
+// cost a few allocations and a measurable part of a handshake's CPU.
+// Its text is made when asked for.
+type closedError struct {
+	errs [2]error // ErrClosed and the cause
+	peer bool     // the peer closed with code
+	code int
+}
+
+func newClosedError(err error) *closedError {
+	return &closedError{errs: [2]error{ErrClosed, err}}
+}
+
+func (e *closedError) Error() string {
+	if e.peer {
+		return ErrClosed.Error() + ": peer closed with " + strconv.Itoa(e.code) + ": " + e.errs[1].Error()
+	}
+	return ErrClosed.Error() + ": " + e.errs[1].Error()
+}
+
+func (e *closedError) Unwrap() []error { return e.errs[:] }

@@ -219,7 +219,9 @@ func (c *Conn) readError(ctx context.Context, err error) error {
 		errors.As(err, &ce)
 		c.peerReason.Store(&ce.Reason)
 		c.peerCode.Store(int32(code))
-		out = fmt.Errorf("%w: peer closed with %d: %w", ErrClosed, int(code), err)
+		e := newClosedError(err)
+		e.peer, e.code = true, int(code)
+		out = e
 	case errors.Is(err, errCloseReasonNotUTF8):
 		// guardedConn kept the peer's close frame from coder/websocket,
 		// which would have echoed it: fail with 1007 instead (RFC 6455
@@ -242,7 +244,7 @@ func (c *Conn) readError(ctx context.Context, err error) error {
 		// The peer is gone. coder/websocket leaves the socket open then:
 		// close it, so that Done and OnClose fire now.
 		c.nc.Close()
-		out = fmt.Errorf("%w: %w", ErrClosed, err)
+		out = newClosedError(err)
 	default:
 		out = fmt.Errorf("%w: %w", ErrProtocol, err)
 		c.readFailed.CompareAndSwap(nil, &out)

@@ -245,5 +245,5 @@ func (c *Conn) writeError(ctx context.Context, err error) error {
 	if ctx.Err() != nil && !c.ownDone(ctx) {
 		return fmt.Errorf("%w: send interrupted by its context: %w", ErrClosed, ctx.Err())
 	}
-	return fmt.Errorf("%w: %w", ErrClosed, err)
+	return newClosedError(err)
 }
