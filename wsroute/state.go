@@ -265,6 +265,11 @@ func (c *Conn) OnAccept(fn func()) {
 // a context need not arm a per-call timer: the connection's end already
 // unblocks them.
 func (c *Conn) ownDone(ctx context.Context) bool {
+	if ctx == c.ctx {
+		// The handler's own: asking for its Done channel would make
+		// one that nothing else may need.
+		return true
+	}
 	d := ctx.Done()
 	return d == nil || d == c.ctx.Done()
 }
