@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -108,7 +110,7 @@ func (cl *connLog) accepted() {
 	attrs := cl.base(&line)
 	cl.mu.Unlock()
 	attrs = append(attrs, slog.String("subprotocol", cl.c.Subprotocol()))
-	cl.logger.LogAttrs(cl.ctx, slog.LevelInfo, "websocket accepted", attrs...)
+	logAttrs(cl.ctx, cl.logger, &acceptedSite, slog.LevelInfo, "websocket accepted", attrs)
 }
 
 func (cl *connLog) ended(e wsroute.ConnEnd) {
@@ -147,7 +149,28 @@ func logEnd(cl *connLog, e wsroute.ConnEnd, d time.Duration) {
 	if e.Err != nil && !errors.Is(e.Err, wsroute.ErrClosed) {
 		attrs = append(attrs, slog.String("error", e.Err.Error()))
 	}
-	logger.LogAttrs(ctx, level, msg, attrs...)
+	logAttrs(ctx, logger, &endSite, level, msg, attrs)
+}
+
+// The call sites of logAttrs, found once.
+var acceptedSite, endSite atomic.Uintptr
+
+// logAttrs is l.LogAttrs for a level already found enabled. The caller
+// the record carries (for a handler with AddSource) is the site of this
+// call, as LogAttrs would report, but looked up once per site rather
+// than on every line: the lookup walks the stack, which was a quarter of
+// Logger's share of a handshake.
+func logAttrs(ctx context.Context, l *slog.Logger, site *atomic.Uintptr, level slog.Level, msg string, attrs []slog.Attr) {
+	pc := site.Load()
+	if pc == 0 {
+		var pcs [1]uintptr
+		runtime.Callers(2, pcs[:]) // skip runtime.Callers and logAttrs
+		pc = pcs[0]
+		site.Store(pc)
+	}
+	r := slog.NewRecord(time.Now(), level, msg, pc)
+	r.AddAttrs(attrs...)
+	_ = l.Handler().Handle(ctx, r)
 }
 
 // appendConnAttrs appends the connection's fields: at most maxConnAttrs.

@@ -319,3 +319,30 @@ func TestLoggerClientGoneIsNotAnError(t *testing.T) {
 	testutil.Equal(t, last["status"], any(0.0))
 	testutil.Equal(t, last["level"], any("INFO"))
 }
+
+// With AddSource, both lines name the place in Logger that logged them,
+// as slog.Logger.LogAttrs called there would.
+func TestLoggerSource(t *testing.T) {
+	t.Parallel()
+	var b jsonLog
+	l := slog.New(slog.NewJSONHandler(&b, &slog.HandlerOptions{AddSource: true}))
+	srv := serve(t, nil, echo, wsmw.Logger(l))
+	for range 2 { // the second connection's lines use the call sites found by the first
+		c := dial(t, srv, "/ws", nil)
+		roundTrip(t, c, "a")
+		testutil.NoErr(t, c.Close(websocket.StatusNormalClosure, ""))
+		b.endLogged(t)
+	}
+	testutil.Eventually(t, func() bool { return len(b.lines(t)) == 4 }, "lines: %s", b.String())
+	for i, line := range b.lines(t) {
+		src, _ := line["source"].(map[string]any)
+		fn, _ := src["function"].(string)
+		file, _ := src["file"].(string)
+		want := "github.com/nexio-go/nexio/wsmw.(*connLog).accepted"
+		if i%2 == 1 {
+			want = "github.com/nexio-go/nexio/wsmw.logEnd"
+		}
+		testutil.Equal(t, fn, want)
+		testutil.Check(t, strings.HasSuffix(file, "/wsmw/logger.go"), "line %d: source file %q", i, file)
+	}
+}
