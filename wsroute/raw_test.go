@@ -2,6 +2,7 @@ package wsroute_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nexio-go/nexio/internal/testutil"
+	"github.com/nexio-go/nexio/wsroute"
 )
 
 // rawDial opens a TCP connection and completes a WebSocket handshake by
@@ -121,4 +123,28 @@ func ioReadFull(br *bufio.Reader, p []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// A response header's line breaks cannot split the 101 response: they
+// become spaces, and a key that is not a token is left out.
+func TestSwitchingProtocolsHeaderCannotBreakTheResponse(t *testing.T) {
+	t.Parallel()
+	srv := serve(t, nil, "/ws", func(ctx context.Context, c *wsroute.Conn) error {
+		h := http.Header{
+			"X-Node":      {"a\r\nX-Injected: 1", "b\nc\r", "plain"},
+			"Bad Key":     {"x"},
+			"X-Bad:Colon": {"y"},
+		}
+		if err := c.AcceptWith(ctx, wsroute.AcceptParams{Header: h}); err != nil {
+			return err
+		}
+		_, err := c.ReceiveText(ctx)
+		return err
+	})
+	nc, resp := rawDialResponse(t, srv, "/ws", nil)
+	defer nc.Close()
+	testutil.Equal(t, strings.Join(resp.Header.Values("X-Node"), "|"), "a  X-Injected: 1|b c|plain")
+	testutil.Equal(t, resp.Header.Get("X-Injected"), "")
+	testutil.Equal(t, len(resp.Header.Values("Bad Key"))+len(resp.Header.Values("X-Bad:Colon")), 0)
+	testutil.Equal(t, resp.Header.Get("Upgrade"), "websocket")
 }
