@@ -39,6 +39,7 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.hsMu.Lock()
 	c.hsTimer = time.AfterFunc(min(requestWatchDelay, rt.opts.HandshakeTimeout), c.handshakeTick)
 	c.hsMu.Unlock()
+	growStack()
 	stack, err := c.run()
 	// Through c, not the local: a local used after run would keep the
 	// timer alive as long as the handler runs.
@@ -55,6 +56,28 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.over(err, stack)
 }
+
+// growStack makes sure the goroutine has the stack that an Accept and a
+// Receive through the middleware need, while few frames are on it. The
+// handshake and the first read go about 5 KB deep (net/http, wsroute and
+// coder/websocket), past the 4 KB a goroutine of net/http usually starts
+// with, so the stack was doubled anyway, from inside coder/websocket's
+// Accept: copying it there meant walking some twenty frames, 6% of the
+// CPU of a handshake. Doubled here it costs a fraction of that, and
+// nothing when the stack is already large enough.
+//
+//go:noinline
+func growStack() {
+	var b [stackNeed]byte
+	keepStack(b[:])
+}
+
+// stackNeed is what growStack makes room for, besides what is already in
+// use and the runtime's guard.
+const stackNeed = 4 << 10
+
+//go:noinline
+func keepStack([]byte) {}
 
 // requestWatchDelay is how long a handshake may be pending before its
 // request's context is watched (watchRequest). Most handlers answer
