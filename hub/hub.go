@@ -139,14 +139,11 @@ func (h *Hub) Join(c *wsroute.Conn, rooms ...string) error {
 	return nil
 }
 
-// ended reports whether c's connection is over.
+// ended reports whether c's connection is over: its context has ended,
+// which Done would say too, but asking Done makes the context's channel,
+// which a member would keep for its whole life.
 func ended(c *wsroute.Conn) bool {
-	select {
-	case <-c.Done():
-		return true
-	default:
-		return false
-	}
+	return c.Context().Err() != nil
 }
 
 // metaFor runs Options.Describe, outside the hub's lock, for a

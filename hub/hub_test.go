@@ -603,3 +603,27 @@ func TestBadMessageTypeIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestJoinAfterTheConnectionEnded: a connection that is over (the client
+// left and Receive said so) cannot join: Join returns ErrConnClosed and
+// the room stays empty.
+func TestJoinAfterTheConnectionEnded(t *testing.T) {
+	t.Parallel()
+	h := hub.New(nil)
+	defer h.Shutdown(context.Background())
+	joinErr := make(chan error, 1)
+	srv := newHTTPServer(t, wsroute.Handle(func(ctx context.Context, c *wsroute.Conn) error {
+		if err := c.Accept(ctx); err != nil {
+			return err
+		}
+		_, _, err := c.Receive(ctx)
+		<-c.Done() // over: the peer's close was read
+		joinErr <- h.Join(c, "late")
+		return err
+	}))
+	c, _, err := websocket.Dial(testutil.Ctx(t), "ws"+strings.TrimPrefix(srv.URL, "http")+"/", nil)
+	testutil.NoErr(t, err)
+	c.Close(websocket.StatusNormalClosure, "bye")
+	testutil.Check(t, errors.Is(<-joinErr, hub.ErrConnClosed), "Join on a connection that is over did not fail with ErrConnClosed")
+	testutil.Equal(t, h.Count("late"), 0)
+}

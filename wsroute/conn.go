@@ -90,6 +90,7 @@ type Conn struct {
 	// state, and only then.
 	lc               sync.Mutex
 	st               atomic.Int32
+	accepted         atomic.Bool // beside st: no padding (see below)
 	acceptHooks      []func()
 	closeFns         []func()
 	ctx              context.Context
@@ -110,14 +111,13 @@ type Conn struct {
 	hsStatus    int  // the handshake response's HTTP status, for ConnEnd; 0 until written
 	hsTimer     *time.Timer
 
-	// accepted is set once ws, nc and the keepalive timer are stored: a
-	// WebSocket was opened (by Accept, or by Close before Accept to carry
-	// a close code). It publishes those fields; where the connection is
-	// in its life is State's to say.
-	accepted atomic.Bool
-	ws       *websocket.Conn
-	nc       *netConn
-	guard    *guardedConn // nc as coder/websocket reads it
+	// accepted (above) is set once ws, nc and the keepalive timer are
+	// stored: a WebSocket was opened (by Accept, or by Close before
+	// Accept to carry a close code). It publishes those fields; where the
+	// connection is in its life is State's to say.
+	ws    *websocket.Conn
+	nc    *netConn
+	guard *guardedConn // nc as coder/websocket reads it
 
 	sentCode   atomic.Int32 // the code this side closed with
 	peerCode   atomic.Int32 // the code the peer closed with
@@ -127,6 +127,7 @@ type Conn struct {
 	reading    atomic.Int32 // readers in progress, for the keepalive
 	closeRead  atomic.Bool
 	pingTimer  *time.Timer
+	pingStop   context.CancelFunc // ends the ping in flight; under lc
 
 	msgsIn, msgsOut   atomic.Int64
 	bytesIn, bytesOut atomic.Int64

@@ -34,12 +34,19 @@ func (c *Conn) keepalive() {
 		return
 	}
 	readingAtStart := c.reading.Load() > 0
-	// The connection's context: a ping ends with the connection, even
-	// one that coder/websocket was not told about.
-	ctx, cancel := context.WithCancel(c.ctx)
+	// A ping ends with the connection, even one that coder/websocket
+	// was not told about: end cancels it. Not a child of the
+	// connection's context, which would then make its Done channel, for
+	// good, on every connection that lives to its first ping.
+	ctx, cancel := context.WithCancel(context.Background())
+	if !c.setPingStop(cancel) {
+		cancel()
+		return
+	}
 	w := newPongWait(c.nc, c.route.opts.PongTimeout, cancel)
 	err := c.ws.Ping(ctx)
 	w.stop()
+	c.setPingStop(nil)
 	cancel()
 	if c.State() >= StateClosing || c.nc.closed.Load() {
 		return
@@ -52,6 +59,19 @@ func (c *Conn) keepalive() {
 		return
 	}
 	c.pingTimer.Reset(c.route.opts.PingInterval)
+}
+
+// setPingStop records the cancel function of the ping in flight (nil
+// when it is over), for end. It reports false if the connection is
+// already over: there is then no ping to send.
+func (c *Conn) setPingStop(stop context.CancelFunc) bool {
+	c.lc.Lock()
+	defer c.lc.Unlock()
+	if State(c.st.Load() & stateMask).over() {
+		return false
+	}
+	c.pingStop = stop
+	return true
 }
 
 // pongWait bounds the wait for a pong. The ping goes out behind the data

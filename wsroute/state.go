@@ -208,9 +208,14 @@ func (c *Conn) end() {
 	c.closeFns = nil
 	c.acceptHooks = nil // they can no longer run
 	c.unwatchRequest()
+	stopPing := c.pingStop
+	c.pingStop = nil
 	c.lc.Unlock()
 
 	c.cancel()
+	if stopPing != nil {
+		stopPing()
+	}
 	if c.accepted.Load() {
 		c.stopKeepalive()
 	}
