@@ -51,7 +51,7 @@ type guardedConn struct {
 	mu       sync.Mutex
 	detached atomic.Bool // set once, before the first wait
 	idle     bool
-	framed   bool // a Read since detached: Reads end at frame ends (toFrameEnd)
+	framed   bool // Reads end at frame ends since the buffer was last empty (toFrameEnd)
 	preErr   error
 }
 
@@ -97,7 +97,7 @@ func (g *guardedConn) Read(p []byte) (int, error) {
 			return 0, errCloseReasonNotUTF8
 		}
 		q := p
-		if g.detached.Load() && g.state == guardScanning {
+		if g.state == guardScanning && (g.sock.rawReads() || g.detached.Load()) {
 			var err error
 			if q, err = g.toFrameEnd(p); err != nil {
 				return 0, err
@@ -154,15 +154,18 @@ func (g *guardedConn) emptied() {
 	}
 }
 
-// toFrameEnd returns the part of p a detached connection's Read may fill:
-// no byte past the end of the frame being read. coder/websocket's read
-// buffer then never holds a byte of the next frame, so it is empty
-// whenever a message has been read (assumption 17), and the reader can
-// wait for the peer without looking at it. It finds the end in the
-// bytes pending, first reading the socket into the pooled buffer when
-// nothing is pending and the header is still to come. Since the read
-// buffer is empty when Read is called (assumption 16), the first Read
-// after the hand-over starts it; framed records that it has.
+// toFrameEnd returns the part of p Read may fill: no byte past the end of
+// the frame being read. coder/websocket's read buffer then never holds a
+// byte of the next frame, so it is empty whenever a message has been read
+// (assumption 17): a detached connection's reader can wait for the peer
+// without looking at it, and readNext can read a one-frame message to
+// its length, without the read that only finds its end (messageLen). It
+// finds the end in the bytes pending, first reading the socket into the
+// pooled buffer when nothing is pending and the header is still to
+// come. Reads end at frame ends on a socket sockReader reads itself from
+// the first Read, and on any detached connection from its first Read
+// after the hand-over; coder/websocket's read buffer is empty then (16),
+// and framed records that the rule holds from there on.
 func (g *guardedConn) toFrameEnd(p []byte) ([]byte, error) {
 	g.framed = true
 	if g.skip == 0 && !g.pending() && g.sock.rawReads() {
@@ -227,6 +230,24 @@ func (g *guardedConn) atBoundary() bool {
 // TestModesMessagesInOneWrite). sockReader's pooled buffer is one.
 func (g *guardedConn) pending() bool {
 	return len(g.pre) > 0 || g.preErr != nil || g.sock.pending()
+}
+
+// messageLen reports the length of the message whose first frame
+// coder/websocket has just read the header of, when that frame is the
+// whole message: final, uncompressed, text or binary, its header the last
+// g read (framed reads hand on nothing past the frame being read).
+func (g *guardedConn) messageLen() (int64, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	h := g.hdr
+	if !g.framed || g.state != guardScanning || g.nh != 0 || h[0]&0xf0 != 0x80 {
+		return 0, false
+	}
+	if op := h[0] & 0x0f; op != 0x1 && op != 0x2 {
+		return 0, false
+	}
+	n := payloadLen(h[:headerLen(h[1])])
+	return n, n >= 0
 }
 
 // framedReads reports whether Reads end at frame ends (toFrameEnd), so

@@ -203,6 +203,19 @@ import (
 //    Checked: only when the reader holds nothing. Tests: every test that
 //    receives; TestFramesSentWithTheHandshakeRequest (frames sent with
 //    the handshake request, which wait in pre).
+//
+// 19. A message read to its length has ended. Reader returns a
+//    msgReader set to the first frame's header (read.go:417-434); its
+//    Read never returns more than the payload left (read.go:478-480), and
+//    once a final frame's payload is read (fin, payloadLength 0) the next
+//    Reader starts on the next frame, with no Read that returns io.EOF
+//    first (read.go:378: it checks only fin). The read limit counts the
+//    bytes read, one more than SetReadLimit's n allowed (read.go:97-105).
+//    So readMessage reads a one-frame message in direct mode to the
+//    length guardedConn saw in its header (messageLen), and saves
+//    coder/websocket a locked Read per message. Tests:
+//    TestOneFrameMessagesReadToTheirLength (every header length, both
+//    modes, contents compared), TestModes*, the conformance suite.
 
 // Control frame opcodes (RFC 6455, section 5.5), and the continuation
 // opcode of fragmented data messages.

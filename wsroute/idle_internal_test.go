@@ -2,9 +2,12 @@ package wsroute
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -73,6 +76,96 @@ func TestErrIdleOnlyWithAnEmptyReadBuffer(t *testing.T) {
 	}
 	testutil.Check(t, checks.Load() >= 200, "the buffer was looked at only %d times", checks.Load())
 	testutil.Equal(t, full.Load(), int64(0))
+}
+
+// TestOneFrameMessagesReadToTheirLength pins assumption 19: one-frame
+// messages of every header length, sent in bursts so that each read may
+// hold the next frame's start, are read to the length of their header
+// (readMessage) and come back whole and in order, from a connection held
+// by its handler and from a detached one.
+func TestOneFrameMessagesReadToTheirLength(t *testing.T) {
+	for _, detach := range []bool{false, true} {
+		t.Run(fmt.Sprint("detached=", detach), func(t *testing.T) {
+			echo := func(ctx context.Context, c *Conn, m Message) error {
+				return c.Send(ctx, m.Type, m.Data)
+			}
+			srv := httptest.NewServer((&Options{ReadLimit: 1 << 20}).Handle(func(ctx context.Context, c *Conn) error {
+				if err := c.Accept(ctx); err != nil {
+					return err
+				}
+				if detach {
+					return c.Detach(ctx, echo)
+				}
+				for m, err := range c.Messages(ctx) {
+					if err != nil {
+						return err
+					}
+					if err := echo(ctx, c, m); err != nil {
+						return err
+					}
+				}
+				return nil
+			}))
+			defer srv.Close()
+			nc, br := rawHandshake(t, strings.TrimPrefix(srv.URL, "http://"))
+			defer nc.Close()
+			rng := rand.New(rand.NewPCG(1, 2))
+			sizes := []int{0, 1, 5, 125, 126, 200, 4000, 65535, 65536, 70000}
+			for round := range 10 {
+				var burst []byte
+				var want [][]byte
+				for i := range sizes {
+					p := make([]byte, sizes[(i+round)%len(sizes)])
+					for j := range p {
+						p[j] = byte(rng.UintN(256))
+					}
+					burst = append(burst, maskedFrame(0x2, p)...)
+					want = append(want, p)
+				}
+				_, err := nc.Write(burst)
+				testutil.NoErr(t, err)
+				nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+				for _, w := range want {
+					got, err := readPayload(br)
+					testutil.NoErr(t, err)
+					testutil.Check(t, bytes.Equal(got, w), "round %d: a message of %d bytes came back as %d different bytes", round, len(w), len(got))
+				}
+			}
+		})
+	}
+}
+
+// readPayload reads one server message, in fragments or not, and
+// returns its payload.
+func readPayload(br *bufio.Reader) ([]byte, error) {
+	var out []byte
+	for {
+		var h [10]byte
+		if _, err := io.ReadFull(br, h[:2]); err != nil {
+			return nil, err
+		}
+		l := int64(h[1] & 0x7f)
+		switch l {
+		case 126:
+			if _, err := io.ReadFull(br, h[2:4]); err != nil {
+				return nil, err
+			}
+			l = int64(binary.BigEndian.Uint16(h[2:4]))
+		case 127:
+			if _, err := io.ReadFull(br, h[2:10]); err != nil {
+				return nil, err
+			}
+			l = int64(binary.BigEndian.Uint64(h[2:10]))
+		}
+		p := make([]byte, l)
+		if _, err := io.ReadFull(br, p); err != nil {
+			return nil, err
+		}
+		out = append(out, p...)
+		if h[0]&0x80 != 0 {
+			return out, nil
+		}
+	}
 }
 
 // rawHandshake opens a WebSocket connection to addr by hand and returns

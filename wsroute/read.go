@@ -185,7 +185,7 @@ func (c *Conn) readNext(ctx context.Context, idle bool) (MessageType, *bytes.Buf
 		return 0, nil, c.readError(ctx, err)
 	}
 	buf := readBufs.Get().(*bytes.Buffer)
-	if _, err := buf.ReadFrom(r); err != nil {
+	if err := c.readMessage(buf, r); err != nil {
 		putReadBuf(buf)
 		return 0, nil, c.readError(ctx, err)
 	}
@@ -206,6 +206,24 @@ func (c *Conn) readNext(ctx context.Context, idle bool) (MessageType, *bytes.Buf
 		}
 	}
 	return mt, buf, nil
+}
+
+// readMessage reads the message r reads into buf. A message of one
+// frame, in direct mode, is read to its length: coder/websocket then
+// needs no further Read (and lock) only to say the message has ended,
+// and its next Reader starts on the next frame (assumption 19).
+func (c *Conn) readMessage(buf *bytes.Buffer, r io.Reader) error {
+	if n, ok := c.guard.messageLen(); ok && c.nc.direct && n <= c.route.opts.ReadLimit {
+		buf.Grow(int(n))
+		b := buf.AvailableBuffer()[:n]
+		if _, err := io.ReadFull(r, b); err != nil {
+			return err
+		}
+		buf.Write(b)
+		return nil
+	}
+	_, err := buf.ReadFrom(r)
+	return err
 }
 
 // readError classifies a failed read. Every read failure ends the
