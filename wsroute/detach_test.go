@@ -542,17 +542,7 @@ func TestDetachedIdleWaitsShallow(t *testing.T) {
 	srv := serve(t, nil, "/ws", modeDetached.handle(echoMessage, nil))
 	c := dial(t, srv, "/ws", nil)
 	ctx := testutil.Ctx(t)
-	reads := make(chan string)
-	go func() {
-		defer close(reads)
-		for {
-			_, msg, err := c.Read(ctx) // answers the server's pings too
-			if err != nil {
-				return
-			}
-			reads <- string(msg)
-		}
-	}()
+	reads := readTexts(ctx, c)
 	for i := range 3 {
 		testutil.NoErr(t, c.Ping(ctx)) // the server's reader answers it
 		testutil.NoErr(t, c.Write(ctx, websocket.MessageText, []byte(fmt.Sprint(i))))
@@ -584,17 +574,7 @@ func TestDetachedIdleHasNoGoroutine(t *testing.T) {
 		return true
 	}})
 	ctx := testutil.Ctx(t)
-	reads := make(chan string)
-	go func() {
-		defer close(reads)
-		for {
-			_, msg, err := c.Read(ctx) // answers the server's pings too
-			if err != nil {
-				return
-			}
-			reads <- string(msg)
-		}
-	}()
+	reads := readTexts(ctx, c)
 	for i := range 3 {
 		testutil.NoErr(t, c.Ping(ctx)) // the server's reader answers it
 		testutil.NoErr(t, c.Write(ctx, websocket.MessageText, []byte(fmt.Sprint(i))))
@@ -634,17 +614,7 @@ func TestPollerWakeWithNothingToRead(t *testing.T) {
 	ws := dial(t, srv, "/ws", nil)
 	c := <-conns
 	ctx := testutil.Ctx(t)
-	reads := make(chan string)
-	go func() {
-		defer close(reads)
-		for {
-			_, msg, err := ws.Read(ctx) // reads the pongs too
-			if err != nil {
-				return
-			}
-			reads <- string(msg)
-		}
-	}()
+	reads := readTexts(ctx, ws)
 	for i := range 3 {
 		testutil.Eventually(t, func() bool { return wsroute.PollArmed(c) }, "round %d: the connection is not in the poller", i)
 		wsroute.PollWake(c)
@@ -684,17 +654,7 @@ func TestDetachedOverTLS(t *testing.T) {
 	})
 	testutil.NoErr(t, err)
 	c := <-conns
-	reads := make(chan string)
-	go func() {
-		defer close(reads)
-		for {
-			_, msg, err := ws.Read(ctx) // answers the server's pings too
-			if err != nil {
-				return
-			}
-			reads <- string(msg)
-		}
-	}()
+	reads := readTexts(ctx, ws)
 	for i := range 3 {
 		testutil.NoErr(t, ws.Write(ctx, websocket.MessageText, []byte(fmt.Sprint(i))))
 		testutil.Equal(t, <-reads, fmt.Sprint("Echo: ", i))
@@ -705,6 +665,28 @@ func TestDetachedOverTLS(t *testing.T) {
 	ws.Close(4100, "bye")
 	e := nextEnd(t, ends)
 	testutil.Equal(t, e.Code, wsroute.StatusCode(4100))
+}
+
+// readTexts reads c's messages into the channel it returns, answering
+// the server's pings and reading its pongs meanwhile, until a read fails
+// or ctx ends; then it closes the channel.
+func readTexts(ctx context.Context, c *websocket.Conn) <-chan string {
+	reads := make(chan string)
+	go func() {
+		defer close(reads)
+		for {
+			_, msg, err := c.Read(ctx)
+			if err != nil {
+				return
+			}
+			select {
+			case reads <- string(msg):
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return reads
 }
 
 // detachedGoroutines counts the goroutines of detached readers, and the

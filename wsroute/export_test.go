@@ -25,3 +25,13 @@ func DetachWithoutPoller(c *Conn) {
 // PollSupported reports whether Detach's idle connections are served by
 // the poller on this system.
 const PollSupported = pollSupported
+
+// WatchEmptyReadBuffer calls f, until the returned function is called,
+// wherever wsroute relies on coder/websocket's read buffer being empty
+// (assumptions 16 and 17 in coder.go), with the number of bytes that
+// buffer holds. Tests that use it must not run in parallel.
+func WatchEmptyReadBuffer(f func(buffered int)) (stop func()) {
+	hook := func(g *guardedConn) { f(g.br.Buffered()) }
+	emptyHook.Store(&hook)
+	return func() { emptyHook.Store(nil) }
+}

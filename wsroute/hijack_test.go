@@ -1,10 +1,8 @@
 package wsroute_test
 
 import (
-	"bufio"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -88,22 +86,14 @@ func TestFramesSentWithTheHandshakeRequest(t *testing.T) {
 		t.Run(string(mode), func(t *testing.T) {
 			t.Parallel()
 			srv := serve(t, nil, "/ws", mode.handle(echoMessage, nil))
-			addr := strings.TrimPrefix(srv.URL, "http://")
-			nc, err := net.Dial("tcp", addr)
-			testutil.NoErr(t, err)
+			var frames []byte
+			frames = append(frames, frame(true, 0, 0x1, []byte("one"), false)...)
+			frames = append(frames, frame(true, 0, 0x9, []byte("p"), false)...)
+			frames = append(frames, frame(true, 0, 0x1, []byte(strings.Repeat("two", 100)), false)...)
+			nc, _ := rawDialSending(t, srv, "/ws", nil, frames)
 			defer nc.Close()
-			req := []byte("GET /ws HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-				"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
-			req = append(req, frame(true, 0, 0x1, []byte("one"), false)...)
-			req = append(req, frame(true, 0, 0x9, []byte("p"), false)...)
-			req = append(req, frame(true, 0, 0x1, []byte(strings.Repeat("two", 100)), false)...)
-			_, err = nc.Write(req)
-			testutil.NoErr(t, err)
 			nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-			br := bufio.NewReader(nc)
-			resp, err := http.ReadResponse(br, nil)
-			testutil.NoErr(t, err)
-			testutil.Equal(t, resp.StatusCode, http.StatusSwitchingProtocols)
+			br := nc.(*bufConn).br
 			want := []string{"Echo: one", "Echo: " + strings.Repeat("two", 100)}
 			pong := false
 			for len(want) > 0 {
