@@ -211,11 +211,12 @@ import (
 //    Reader starts on the next frame, with no Read that returns io.EOF
 //    first (read.go:378: it checks only fin). The read limit counts the
 //    bytes read, one more than SetReadLimit's n allowed (read.go:97-105).
-//    So readMessage reads a one-frame message in direct mode to the
-//    length guardedConn saw in its header (messageLen), and saves
+//    So readMessage reads a short one-frame message in direct mode to
+//    the length guardedConn saw in its header (messageLen), and saves
 //    coder/websocket a locked Read per message. Tests:
-//    TestOneFrameMessagesReadToTheirLength (every header length, both
-//    modes, contents compared), TestModes*, the conformance suite.
+//    TestOneFrameMessagesReadToTheirLength (every header length, every
+//    mode, contents compared), TestDeclaredLengthIsNotAllocatedAhead,
+//    TestModes*, the conformance suite.
 
 // Control frame opcodes (RFC 6455, section 5.5), and the continuation
 // opcode of fragmented data messages.

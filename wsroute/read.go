@@ -208,12 +208,15 @@ func (c *Conn) readNext(ctx context.Context, idle bool) (MessageType, *bytes.Buf
 	return mt, buf, nil
 }
 
-// readMessage reads the message r reads into buf. A message of one
-// frame, in direct mode, is read to its length: coder/websocket then
+// readMessage reads the message r reads into buf. A short message of
+// one frame, in direct mode, is read to its length: coder/websocket then
 // needs no further Read (and lock) only to say the message has ended,
-// and its next Reader starts on the next frame (assumption 19).
+// and its next Reader starts on the next frame (assumption 19). Only a
+// short one (exactReadMax): the buffer is sized from the header before
+// the payload comes, and a peer must not make the server allocate what
+// it only declared (TestDeclaredLengthIsNotAllocatedAhead).
 func (c *Conn) readMessage(buf *bytes.Buffer, r io.Reader) error {
-	if n, ok := c.guard.messageLen(); ok && c.nc.direct && n <= c.route.opts.ReadLimit {
+	if n, ok := c.guard.messageLen(); ok && c.nc.direct && n <= min(exactReadMax, c.route.opts.ReadLimit) {
 		buf.Grow(int(n))
 		b := buf.AvailableBuffer()[:n]
 		if _, err := io.ReadFull(r, b); err != nil {
@@ -225,6 +228,11 @@ func (c *Conn) readMessage(buf *bytes.Buffer, r io.Reader) error {
 	_, err := buf.ReadFrom(r)
 	return err
 }
+
+// exactReadMax is the longest message readMessage reads to its length.
+// The lock it saves matters for short messages; a longer one grows its
+// buffer as its bytes come.
+const exactReadMax = 4 << 10
 
 // readError classifies a failed read. Every read failure ends the
 // connection for reading; the classification decides what the peer is

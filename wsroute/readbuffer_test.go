@@ -3,7 +3,10 @@ package wsroute_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"math/rand/v2"
+	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -103,6 +106,34 @@ func TestOneFrameMessagesReadToTheirLength(t *testing.T) {
 					testutil.Check(t, bytes.Equal(got, w), "round %d: a message of %d bytes came back as %d different bytes", round, len(w), len(got))
 				}
 			}
+		})
+	}
+}
+
+// TestDeclaredLengthIsNotAllocatedAhead: a peer that declares a large
+// message (within the read limit) and sends one byte of it costs the
+// server memory for what it sent, not for what it declared: reading a
+// message to its length (readMessage) must not size the buffer from the
+// header alone. It is not parallel: it counts the process's allocations.
+func TestDeclaredLengthIsNotAllocatedAhead(t *testing.T) {
+	const declared = 64 << 20
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) {
+			srv := serve(t, &wsroute.Options{ReadLimit: 2 * declared}, "/ws", mode.handle(sendBack, nil))
+			nc := rawDial(t, srv, "/ws", nil)
+			defer nc.Close()
+			hdr := binary.BigEndian.AppendUint64([]byte{0x82, 0x80 | 127}, declared)
+			hdr = append(hdr, 0, 0, 0, 0, 'x') // masking key, one byte of payload
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err := nc.Write(hdr)
+			testutil.NoErr(t, err)
+			testutil.Eventually(t, func() bool {
+				return strings.Contains(allStacks(), "wsroute.(*Conn).readMessage")
+			}, "the server is not reading the message:\n%s", allStacks())
+			runtime.ReadMemStats(&after)
+			grew := after.TotalAlloc - before.TotalAlloc
+			testutil.Check(t, grew < declared/4, "the server allocated %d bytes for a message of which it has 1 byte", grew)
 		})
 	}
 }
