@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"sync"
 )
 
 // MessageFunc handles one message of a detached connection (see
@@ -245,7 +246,13 @@ func (c *Conn) rest(d *detached) bool {
 		var err error
 		if r, err = newPollReg(c, d); err != nil {
 			c.noPoll = true
-			c.route.opts.logger().Warn("wsroute: an idle detached connection keeps a goroutine: "+err.Error(), c.attrs()...)
+			// The system refused the epoll set: every connection
+			// would say so, so the first one does.
+			pollWarnOnce.Do(func() {
+				c.route.opts.logger().Warn("wsroute: idle detached connections keep a goroutine each "+
+					"(about 2 KiB more per connection), the system refused an epoll set: "+err.Error()+
+					"; check the process's limits (max_user_instances, seccomp)", c.attrs()...)
+			})
 			return false
 		}
 		c.nc.poll.Store(r) // before arm looks at nc.closed (pollReg.arm)
@@ -259,6 +266,9 @@ func (c *Conn) rest(d *detached) bool {
 	c.reading.Add(-1)
 	return false
 }
+
+// pollWarnOnce logs that the poller could not be had, once a process.
+var pollWarnOnce sync.Once
 
 // readPolled is the reader the poller starts when an idle detached
 // connection's socket is readable, or netConn.Close when it closed one
